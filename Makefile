@@ -1,0 +1,40 @@
+# symexp: `make run` and `make test` set everything up on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SWEEP ?= rflr_table1
+DIR ?=
+ARGS ?=
+export WANDB_MODE ?= offline
+
+.PHONY: run test sweep report bench lint clean
+
+# torch==2.13.0 is the CPU wheel on this machine's disk; a plain `torch` pulls a multi-GB CUDA build.
+$(BIN)/.ready: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+run: $(BIN)/.ready
+	$(BIN)/python launch.py $(ARGS)
+
+test: $(BIN)/.ready
+	$(BIN)/python -m pytest -q -n 2 $(ARGS)
+
+sweep: $(BIN)/.ready
+	$(BIN)/python launch.py -cd sweeps -cn $(SWEEP) $(ARGS)
+
+report: $(BIN)/.ready
+	@test -n "$(DIR)" || (echo "usage: make report DIR=outputs/sweeps/<name>/<timestamp>" && exit 2)
+	$(BIN)/python -m symexp.report $(DIR)
+
+bench: $(BIN)/.ready
+	$(BIN)/python bench/rflr_throughput.py
+
+lint: $(BIN)/.ready
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf outputs multirun wandb lightning_logs .pytest_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""Collect every results.json below a folder into one row per ensemble member."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling")
+
+
+def _config_fields(cfg: dict | None) -> dict:
+    cfg = cfg or {}
+    model, data = cfg.get("model") or {}, cfg.get("data") or {}
+    target = str(model.get("_target_", ""))
+    return {
+        "model": "rflr" if target.endswith("RFLR") else target.rsplit(".", 1)[-1].lower() or None,
+        "data": (cfg.get("data_name") or str((data.get("target") or {}).get("_target_", "")).rsplit(".", 1)[-1])
+        + (f"{data.get('dim')}d" if data.get("dim") else ""),
+        "rank": model.get("rank"),
+        "width": model.get("width"),
+        "depth": model.get("depth"),
+        "sampling": data.get("sampling"),
+    }
+
+
+def collect(root: Path) -> list[dict]:
+    """One row per member of every job below root; failed jobs give one row with their error."""
+    rows = []
+    for path in sorted(root.rglob("results.json")):
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            rows.append({"job": str(path.parent.relative_to(root)), "status": "failed", "error": f"unreadable: {exc}"})
+            continue
+        base = {
+            "job": str(path.parent.relative_to(root)) or ".",
+            "name": res.get("name"),
+            "status": res.get("status"),
+            "error": res.get("error"),
+            **_config_fields(res.get("config")),
+        }
+        members = res.get("members") or []
+        if not members:
+            rows.append({**base, "seed": res.get("seed")})
+        for m in members:
+            status = m.get("status", base["status"])
+            rows.append({**base, "status": status, "seed": m.get("seed"), **(m.get("metrics") or {})})
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    keys = list(ROW_KEYS) + sorted({k for r in rows for k in r} - set(ROW_KEYS))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(r)
+    return path
+
+
+def write_report(root: Path, log_wandb: bool = False) -> list[Path]:
+    from symexp.report.tables import summary_markdown
+
+    rows = collect(root)
+    paths = [write_csv(rows, root / "summary.csv")]
+    md = root / "summary.md"
+    md.write_text(summary_markdown(rows))
+    paths.append(md)
+    return paths

@@ -1,0 +1,30 @@
+"""Hydra callback: every multirun ends with its report in the sweep folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("symexp")
+
+
+class SweepReport(Callback):
+    def __init__(self, log_wandb: bool = True) -> None:
+        self.log_wandb = log_wandb
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from symexp.report.aggregate import write_report
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        backend = config.get("logger", {}).get("backend", "none")
+        try:
+            paths = write_report(sweep_dir, log_wandb=self.log_wandb and backend == "wandb")
+            log.info("sweep report: %s", ", ".join(str(p) for p in paths))
+        except Exception as exc:  # the sweep's results are on disk; a report failure must not hide them
+            log.error("sweep report failed (%s); rerun `python -m symexp.report %s`", exc, sweep_dir)

@@ -1,0 +1,1 @@
+"""LightningModules, one per objective; they know nothing of Hydra."""
