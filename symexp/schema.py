@@ -29,8 +29,23 @@ def _root() -> str:
     return str(PROJECT_ROOT if (PROJECT_ROOT / "launch.py").exists() else Path.cwd())
 
 
+BUDGETS = ("paper", "cpu", "smoke")
+
+
+def _by_budget(paper: Any, cpu: Any = None, smoke: Any = None, *, _root_: DictConfig) -> Any:
+    """``${budget:PAPER,CPU,SMOKE}``: the value for the selected budget (budget=paper|cpu|smoke); a missing
+    cpu value falls back to paper, a missing smoke value to cpu."""
+    name = OmegaConf.select(_root_, "budget.name", default="paper")
+    if name not in BUDGETS:
+        raise ConfigError("budget.name", f"unknown budget {name!r}; choose one of {BUDGETS}")
+    cpu = paper if cpu is None else cpu
+    return {"paper": paper, "cpu": cpu, "smoke": cpu if smoke is None else smoke}[name]
+
+
 if not OmegaConf.has_resolver("symexp_root"):
     OmegaConf.register_new_resolver("symexp_root", _root)
+if not OmegaConf.has_resolver("budget"):
+    OmegaConf.register_new_resolver("budget", _by_budget)
 
 
 @dataclass

@@ -3,6 +3,11 @@
 A task is a LightningModule over an (optionally ensemble-native) model. Besides training it answers:
 per-member status, the metrics it computes itself at the end, its figures, and the Trainer settings its
 budget implies. Symmetry metrics from the metric group are applied by symexp.symmetry.callback.
+
+Symmetry removal (the syre group) plugs in through three hooks on the syre object: ``configure(model,
+optimizer)`` once the optimizer exists, ``before_step(model, optimizer)`` after the gradients are in
+and ``after_step(model, optimizer)`` after every optimizer step. Under automatic optimisation this base
+class calls them; manual-optimisation tasks call ``self.syre_before_step`` / ``self.syre_after_step``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,38 @@ class SymexpTask(L.LightningModule):
     def members(self) -> int:
         return len(self.seeds)
 
+    # ------------------------------------------------------------------ syre wiring
+    def attach_syre(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Call from configure_optimizers with the optimizer just built."""
+        if self.syre is not None:
+            self.syre.configure(self.model, optimizer)
+        return optimizer
+
+    def syre_before_step(self, optimizer) -> None:
+        if self.syre is not None:
+            self.syre.before_step(self.model, getattr(optimizer, "optimizer", optimizer))
+
+    def syre_after_step(self, optimizer) -> None:
+        if self.syre is not None:
+            self.syre.after_step(self.model, getattr(optimizer, "optimizer", optimizer))
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.automatic_optimization:
+            self.syre_before_step(optimizer)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.syre_after_step(optimizer)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.syre is not None and hasattr(self.syre, "state_dict"):
+            checkpoint["syre"] = self.syre.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.syre is not None and "syre" in checkpoint and hasattr(self.syre, "load_state_dict"):
+            self.syre.load_state_dict(checkpoint["syre"])
+
+    # ------------------------------------------------------------------ run.py's questions
     def trainer_defaults(self) -> dict:
         """Trainer kwargs implied by the task's own budget (cfg.trainer entries override them)."""
         return {}

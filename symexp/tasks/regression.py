@@ -59,10 +59,7 @@ class RegressionTask(SymexpTask):
 
     # ---------------------------------------------------------------- Lightning plumbing
     def configure_optimizers(self):
-        opt = self.optimizer_factory(params=self.trainable)
-        if self.syre is not None:
-            self.syre.configure(self.model, opt)
-        return opt
+        return self.attach_syre(self.optimizer_factory(params=self.trainable))
 
     def trainer_defaults(self) -> dict:
         chunks = self.datamodule.chunks_per_epoch
