@@ -60,8 +60,12 @@ typedef int v8i __attribute__((vector_size(32)));
 
 static inline v8 vset1(float a) { v8 r = {a, a, a, a, a, a, a, a}; return r; }
 static inline v8 vsqrt(v8 a) {
-#ifdef __AVX__
+#if defined(__AVX__)
     return (v8)_mm256_sqrt_ps((__m256)a);
+#elif defined(__SSE__)
+    union { v8 v; __m128 h[2]; } u;
+    u.v = a; u.h[0] = _mm_sqrt_ps(u.h[0]); u.h[1] = _mm_sqrt_ps(u.h[1]);
+    return u.v;
 #else
     v8 r; for (int i = 0; i < 8; i++) r[i] = sqrtf(a[i]); return r;
 #endif
