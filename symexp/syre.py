@@ -1,0 +1,480 @@
+"""syre (seed 002): model-agnostic symmetry removal, and its baselines W-fix and sigma-Asym.
+
+static bias (Eq. 6): train l(theta + theta0) + gamma |theta|^2 with theta0 ~ sigma0 * N(0, 1) drawn once.
+With phi = theta + theta0 this is l(phi) + gamma |phi - theta0|^2: **weight decay anchored at theta0**,
+which costs nothing in the forward pass. That is the default ``form: anchored``; ``form: offset`` is the
+literal Eq. 6 (theta_eff = theta + theta0 through ``torch.nn.utils.parametrize``), kept to check the
+equivalence. The decay strength gamma is the optimizer's own ``weight_decay`` (the paper: "weight decay
+is the same as the standard implementation"); ``weight_decay`` here, when set, overwrites it in every
+param group. The optimizer keeps applying its decay toward 0 and syre adds the theta0 term:
+
+- coupled L2 (SGD, Adam, RMSprop, ...): ``grad -= gamma * theta0`` before the step, so the optimizer sees
+  ``grad + gamma * (phi - theta0)`` (gradients and Adam moments equal those of the offset form);
+- decoupled (AdamW, ``decoupled_weight_decay=True``): ``phi += lr * gamma * theta0`` after the step.
+
+advanced removal (Eq. 7): gamma |theta|_D^2 with D_ii ~ U(1 - sigma_D, 1 + sigma_D) (sigma_D = 0 is the
+static bias). The optimizer's scalar decay cannot express D, so syre adds the difference exactly.
+
+Parameters are chosen by the type of the module that holds them and by glob patterns on their names;
+normalization parameters never (by default). symexp's ensemble models keep stacked (K, ...) weights in
+ParameterLists, so ``ParameterList`` is among the default types; member k's theta0 is drawn from
+``generator(seed_k, "syre")`` only, so it equals a solo run's. Frozen buffers are never touched.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from symexp.seeding import generator
+
+log = logging.getLogger("symexp.syre")
+
+DEFAULT_TYPES = (
+    "Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "ParameterList", "ParameterDict",
+)
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.RMSNorm)
+COUPLED = (torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.NAdam,
+           torch.optim.RAdam, torch.optim.Adamax)
+
+
+# ---------------------------------------------------------------------------------------------- selection
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    path, _, attr = name.rpartition(".")
+    return (model.get_submodule(path) if path else model), attr
+
+
+def select_parameters(
+    model: nn.Module,
+    module_types: Sequence[str] | None = DEFAULT_TYPES,
+    include: Sequence[str] = ("*",),
+    exclude: Sequence[str] = (),
+    include_norm: bool = False,
+) -> dict[str, nn.Parameter]:
+    """Trainable parameters whose owner's class name is in module_types (None: any) and whose dotted name
+    matches an include glob and no exclude glob; normalization parameters only with include_norm."""
+    out = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        owner, _ = _owner(model, name)
+        if isinstance(owner, NORM_TYPES) and not include_norm:
+            continue
+        if module_types is not None and type(owner).__name__ not in module_types:
+            continue
+        if not any(fnmatch.fnmatchcase(name, g) for g in include) or any(fnmatch.fnmatchcase(name, g) for g in exclude):
+            continue
+        out[name] = p
+    return out
+
+
+def _member_draw(model: nn.Module, seeds: Sequence[int], shapes: dict[str, torch.Size], fn) -> dict[str, torch.Tensor]:
+    """fn(generator, per-member shape) for every parameter in order; stacked over members for ensembles.
+
+    Ensemble models (an attribute ``members``) get one draw per member from that member's own stream,
+    so member k's values depend only on seeds[k]; other models draw with seeds[0]."""
+    stacked = hasattr(model, "members")
+    if stacked:
+        K = len(seeds)
+        bad = [n for n, s in shapes.items() if len(s) == 0 or s[0] != K]
+        if bad:
+            raise ValueError(f"syre: parameters {bad} have no leading member axis of size ensemble.size={K}")
+        gens = [generator(s, "syre") for s in seeds]
+        return {n: torch.stack([fn(g, s[1:]) for g in gens]) for n, s in shapes.items()}
+    if len(seeds) > 1:
+        raise ValueError(f"ensemble.size={len(seeds)}: this model is not an ensemble model; use ensemble.size=1")
+    g = generator(seeds[0], "syre")
+    return {n: fn(g, s) for n, s in shapes.items()}
+
+
+def _fan_in(shape: torch.Size) -> int:
+    return int(math.prod(shape[1:])) if len(shape) >= 2 else 1
+
+
+class _Offset(nn.Module):
+    """theta_eff = theta + theta0 (the literal Eq. 6)."""
+
+    def __init__(self, theta0: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("theta0", theta0)
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+        return theta + self.theta0
+
+
+def _decoupled(optimizer: torch.optim.Optimizer, group: dict) -> bool:
+    if isinstance(optimizer, torch.optim.AdamW):
+        return True
+    if isinstance(optimizer, COUPLED):
+        return bool(group.get("decoupled_weight_decay", False))
+    raise ValueError(f"syre: optimizer {type(optimizer).__name__} has no known weight-decay semantics; "
+                     f"use one of AdamW, {', '.join(c.__name__ for c in COUPLED)}")
+
+
+def _lr(group: dict) -> float:
+    lr = group["lr"]
+    return float(lr.item() if isinstance(lr, torch.Tensor) else lr)
+
+
+# ---------------------------------------------------------------------------------------------- base
+class SyreBase:
+    """No-op hooks; subclasses override. ``fused_compatible``: the fused RF-LR engine may replace the
+    hooks by anchored weight decay (``anchors``) instead of calling before/after_step."""
+
+    fused_compatible = False
+
+    def __init__(self, seeds: Sequence[int] = (0,), seed: int | None = None, module_types=DEFAULT_TYPES,
+                 include: Sequence[str] = ("*",), exclude: Sequence[str] = (), include_norm: bool = False) -> None:
+        self.seeds = [int(seed) + k for k in range(len(seeds))] if seed is not None else list(seeds)
+        self.module_types = None if module_types is None else tuple(module_types)
+        self.include, self.exclude, self.include_norm = tuple(include), tuple(exclude), include_norm
+
+    def select(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        sel = select_parameters(model, self.module_types, self.include, self.exclude, self.include_norm)
+        if not sel:
+            raise ValueError("syre.include: no parameter of the model matches module_types/include/exclude")
+        return sel
+
+    def configure(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
+    def before_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
+    def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
+    def anchors(self, model: nn.Module) -> dict[str, torch.Tensor | None]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class Off(SyreBase):
+    """Explicit no-op (``syre=off`` builds no object at all; this exists for configs that want one)."""
+
+    def __init__(self, seeds: Sequence[int] = (0,), **_) -> None:
+        super().__init__(seeds)
+
+
+# ---------------------------------------------------------------------------------------------- static bias
+class StaticBias(SyreBase):
+    """Static bias theta0 (+ optional D of the advanced removal) with anchored or offset weight decay."""
+
+    def __init__(
+        self,
+        sigma0: float = 0.01,
+        mode: str = "absolute",
+        form: str = "anchored",
+        sigma_D: float = 0.0,
+        weight_decay: float | None = None,
+        shift_init: bool = True,
+        seeds: Sequence[int] = (0,),
+        seed: int | None = None,
+        module_types: Sequence[str] | None = DEFAULT_TYPES,
+        include: Sequence[str] = ("*",),
+        exclude: Sequence[str] = (),
+        include_norm: bool = False,
+    ) -> None:
+        super().__init__(seeds, seed, module_types, include, exclude, include_norm)
+        if mode not in ("absolute", "fan_in_relative", "global"):
+            raise ValueError(f"syre.mode: {mode!r} is not absolute, fan_in_relative or global")
+        if form not in ("anchored", "offset"):
+            raise ValueError(f"syre.form: {form!r} is not anchored or offset")
+        if sigma0 < 0 or not 0 <= sigma_D < 1:
+            raise ValueError(f"syre.sigma0/sigma_D: need sigma0 >= 0 and 0 <= sigma_D < 1, got {sigma0}, {sigma_D}")
+        if form == "offset" and sigma_D > 0:
+            raise ValueError("syre.form: offset cannot express D (sigma_D > 0); use form=anchored")
+        if weight_decay is not None and weight_decay < 0:
+            raise ValueError(f"syre.weight_decay: must be >= 0, got {weight_decay}")
+        self.sigma0, self.mode, self.form, self.sigma_D = float(sigma0), mode, form, float(sigma_D)
+        self.weight_decay, self.shift_init = weight_decay, shift_init
+        self.fused_compatible = form == "anchored" and self.sigma_D == 0
+        self.theta0: dict[str, torch.Tensor] = {}
+        self.D: dict[str, torch.Tensor] = {}
+        self.shifted = False
+        self._params: dict[str, nn.Parameter] = {}
+        self._groups: list[tuple[dict, bool, list[tuple[nn.Parameter, torch.Tensor, torch.Tensor | None]]]] = []
+
+    # ---------------------------------------------------------------- draws
+    def _draw(self, model: nn.Module) -> None:
+        sel = self.select(model)
+        self._params = sel
+        if self.theta0:  # restored from a checkpoint
+            missing = set(sel) - set(self.theta0)
+            if missing:
+                raise ValueError(f"syre: checkpoint has no theta0 for {sorted(missing)}")
+            self.theta0 = {n: t.to(sel[n]) for n, t in self.theta0.items() if n in sel}
+            self.D = {n: t.to(sel[n]) for n, t in self.D.items() if n in sel}
+            return
+        shapes = {n: p.shape for n, p in sel.items()}
+        eps = _member_draw(model, self.seeds, shapes, lambda g, s: torch.randn(*s, generator=g))
+        if self.mode == "global":
+            per_member = sum(math.prod(s[1:]) if hasattr(model, "members") else math.prod(s) for s in shapes.values())
+            scale = {n: self.sigma0 / math.sqrt(per_member) for n in sel}
+        elif self.mode == "fan_in_relative":
+            scale = {n: self.sigma0 / math.sqrt(self._fan_in(model, n, shapes)) for n in sel}
+        else:
+            scale = {n: self.sigma0 for n in sel}
+        self.theta0 = {n: (eps[n] * scale[n]).to(sel[n]) for n in sel}
+        if self.sigma_D > 0:
+            u = _member_draw(model, self.seeds, shapes, lambda g, s: torch.rand(*s, generator=g))
+            self.D = {n: (1 - self.sigma_D + 2 * self.sigma_D * u[n]).to(sel[n]) for n in sel}
+
+    @staticmethod
+    def _fan_in(model: nn.Module, name: str, shapes: dict[str, torch.Size]) -> int:
+        """Fan-in of a weight's member slice; a bias takes its weight's (module.weight or weights.<l>)."""
+        shape = shapes[name][1:] if hasattr(model, "members") else shapes[name]
+        if len(shape) >= 2:
+            return _fan_in(shape)
+        path, _, attr = name.rpartition(".")
+        for partner in (f"{path}.weight" if path else "weight", name.replace("biases.", "weights.")):
+            if partner != name and partner in shapes:
+                ps = shapes[partner][1:] if hasattr(model, "members") else shapes[partner]
+                return _fan_in(ps)
+        return 1
+
+    # ---------------------------------------------------------------- hooks
+    def configure(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if not self._params:
+            self._draw(model)
+        if self.weight_decay is not None:
+            for group in optimizer.param_groups:
+                group["weight_decay"] = float(self.weight_decay)
+        ids = {id(p): n for n, p in self._params.items()}
+        self._groups = []
+        for group in optimizer.param_groups:
+            decoupled = _decoupled(optimizer, group)
+            items = [(p, self.theta0[ids[id(p)]], self.D.get(ids[id(p)])) for p in group["params"] if id(p) in ids]
+            if items:
+                self._groups.append((group, decoupled, items))
+        if all(float(g["weight_decay"]) == 0 for g, _, _ in self._groups):
+            log.warning("syre: weight_decay is 0 in every param group, so the static bias has no effect")
+        with torch.no_grad():
+            if self.form == "anchored" and self.shift_init and not self.shifted:
+                for n, p in self._params.items():
+                    p.add_(self.theta0[n])
+            elif self.form == "offset" and not self.shifted:
+                for n in self._params:
+                    owner, attr = _owner(model, n)
+                    parametrize.register_parametrization(owner, attr, _Offset(self.theta0[n]), unsafe=True)
+        self.shifted = True
+
+    @torch.no_grad()
+    def before_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if self.form == "offset":
+            return
+        for group, decoupled, items in self._groups:
+            wd = float(group["weight_decay"])
+            if wd == 0:
+                continue
+            if decoupled:
+                if not self.D:
+                    continue
+                # the optimizer will do p <- p (1 - lr wd) - lr u; pre-image so that the result is
+                # p - lr wd D (p - theta0) - lr u exactly (u does not depend on p)
+                c = _lr(group) * wd
+                for p, t0, D in items:
+                    p.sub_(c * D * (p - t0)).div_(1 - c)
+                continue
+            for p, t0, D in items:
+                if p.grad is None:
+                    continue
+                if D is None:
+                    p.grad.add_(t0, alpha=-wd)
+                else:  # optimizer adds wd p; want wd D (p - theta0)
+                    p.grad.add_(wd * ((D - 1) * p - D * t0))
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if self.form == "offset" or self.D:
+            return
+        for group, decoupled, items in self._groups:
+            wd = float(group["weight_decay"])
+            if wd == 0 or not decoupled:
+                continue
+            c = _lr(group) * wd
+            for p, t0, _ in items:
+                p.add_(t0, alpha=c)
+
+    def anchors(self, model: nn.Module) -> dict[str, torch.Tensor | None]:
+        if not self.theta0:
+            self._draw(model)
+        return dict(self.theta0)
+
+    def state_dict(self) -> dict:
+        return {"kind": "static_bias", "form": self.form, "shifted": self.shifted,
+                "theta0": {n: t.detach().cpu() for n, t in self.theta0.items()},
+                "D": {n: t.detach().cpu() for n, t in self.D.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.theta0 = {n: t.clone() for n, t in state.get("theta0", {}).items()}
+        self.D = {n: t.clone() for n, t in state.get("D", {}).items()}
+        self.shifted = bool(state.get("shifted", False)) and self.form == "anchored"
+        self._params = {}
+
+
+# ---------------------------------------------------------------------------------------------- W-fix
+class WFix(SyreBase):
+    """W-Asym of Lim et al. (the syre paper's W-fix): per output row a fraction (or count) of entries at
+    random positions is fixed to kappa * N(0, 1). Their gradients are masked before the step and they
+    are rewritten after it, so no optimizer (weight decay included) can move them. 1-D parameters are
+    one row; biases are skipped unless include_bias."""
+
+    def __init__(
+        self,
+        fraction: float | None = 0.3,
+        count: int | None = None,
+        kappa: float = 0.01,
+        include_bias: bool = False,
+        seeds: Sequence[int] = (0,),
+        seed: int | None = None,
+        module_types: Sequence[str] | None = DEFAULT_TYPES,
+        include: Sequence[str] = ("*",),
+        exclude: Sequence[str] = (),
+        include_norm: bool = False,
+    ) -> None:
+        super().__init__(seeds, seed, module_types, include, exclude, include_norm)
+        if (fraction is None) == (count is None):
+            raise ValueError("syre.fraction/syre.count: set exactly one of them (the other null)")
+        if fraction is not None and not 0 <= fraction <= 1:
+            raise ValueError(f"syre.fraction: must be in [0, 1], got {fraction}")
+        if count is not None and count < 0:
+            raise ValueError(f"syre.count: must be >= 0, got {count}")
+        self.fraction, self.count, self.kappa, self.include_bias = fraction, count, float(kappa), include_bias
+        self.masks: dict[str, torch.Tensor] = {}
+        self.values: dict[str, torch.Tensor] = {}
+        self._params: dict[str, nn.Parameter] = {}
+
+    def _per_row(self, cols: int) -> int:
+        k = self.count if self.count is not None else round(self.fraction * cols)
+        return max(0, min(int(k), cols))
+
+    def _draw_one(self, g: torch.Generator, shape: torch.Size) -> torch.Tensor:
+        rows = shape[0] if len(shape) >= 2 else 1
+        cols = math.prod(shape) // max(rows, 1)
+        k = self._per_row(cols)
+        order = torch.argsort(torch.rand(rows, cols, generator=g), dim=1)
+        mask = torch.zeros(rows, cols, dtype=torch.bool)
+        mask.scatter_(1, order[:, :k], True)
+        values = torch.randn(rows, cols, generator=g) * self.kappa
+        return torch.stack([mask.float(), values]).reshape(2, *shape)
+
+    def configure(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        sel = self.select(model)
+        if not self.include_bias:
+            sel = {n: p for n, p in sel.items() if not (n.endswith("bias") or "biases." in n)}
+        self._params = sel
+        if not self.masks:
+            both = _member_draw(model, self.seeds, {n: p.shape for n, p in sel.items()}, self._draw_one)
+            stacked = hasattr(model, "members")
+            for n, t in both.items():
+                m, v = (t[:, 0], t[:, 1]) if stacked else (t[0], t[1])
+                self.masks[n], self.values[n] = m.bool().to(sel[n].device), v.to(sel[n])
+        self._rewrite()
+
+    @torch.no_grad()
+    def _rewrite(self) -> None:
+        for n, p in self._params.items():
+            p.copy_(torch.where(self.masks[n], self.values[n], p))
+
+    @torch.no_grad()
+    def before_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        for n, p in self._params.items():
+            if p.grad is not None:
+                p.grad.masked_fill_(self.masks[n], 0.0)
+
+    def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self._rewrite()
+
+    def state_dict(self) -> dict:
+        return {"kind": "wfix", "masks": dict(self.masks), "values": dict(self.values)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.masks = dict(state.get("masks", {}))
+        self.values = dict(state.get("values", {}))
+
+
+# ---------------------------------------------------------------------------------------------- sigma-Asym
+class SigmaAsymActivation(nn.Module):
+    """x * sigmoid(C x) with a fixed random C (Lim et al.'s sigma-Asym), C acting on the feature axis
+    (the last axis; axis 1 for conv inputs of 3+ dims). C ~ scale * N(0, 1) (/ sqrt(channels) for conv,
+    or always with normalize). Drawn lazily at the first call from its own seed, so the width need not
+    be known; for ensemble inputs (K, n, W) with members=K, member k draws from seeds[k]."""
+
+    def __init__(self, seeds: Sequence[int] = (0,), index: int = 0, scale: float = 1.0, normalize: bool = False,
+                 members: int | None = None) -> None:
+        super().__init__()
+        self.seeds, self.index, self.scale, self.normalize, self.members = list(seeds), index, scale, normalize, members
+        self.register_buffer("C", None)
+
+    def _draw(self, width: int, conv: bool, ref: torch.Tensor) -> None:
+        scale = self.scale / math.sqrt(width) if (conv or self.normalize) else self.scale
+
+        def one(seed: int) -> torch.Tensor:
+            g = generator(seed + 7919 * self.index, "syre")
+            return torch.randn(width, width, generator=g) * scale
+
+        C = torch.stack([one(s) for s in self.seeds]) if self.members else one(self.seeds[0])
+        self.C = C.to(ref)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = not self.members and x.dim() >= 3
+        width = x.shape[1] if conv else x.shape[-1]
+        if self.C is None or self.C.shape[-1] != width:
+            self._draw(width, conv, x)
+        if conv:
+            cx = torch.einsum("oc,nc...->no...", self.C, x)
+        elif self.members:
+            cx = torch.bmm(x.reshape(x.shape[0], -1, width), self.C.transpose(1, 2)).reshape(x.shape)
+        else:
+            cx = x @ self.C.T
+        return x * torch.sigmoid(cx)
+
+
+ACTIVATION_MODULES = (nn.ReLU, nn.GELU, nn.Tanh, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Sigmoid)
+
+
+def swap_activations(model: nn.Module, seeds: Sequence[int] = (0,), scale: float = 1.0,
+                     normalize: bool = False) -> int:
+    """Opt a model into sigma-Asym: every activation module (nn.ReLU, nn.GELU, ...) is replaced by a
+    SigmaAsymActivation with its own C; symexp ensemble models with an ``act`` callable get one shared
+    stacked activation. Returns how many activations were swapped."""
+    swapped = 0
+    if hasattr(model, "act") and not isinstance(model.act, nn.Module) and hasattr(model, "members"):
+        model.act = SigmaAsymActivation(seeds, 0, scale, normalize, members=model.members)
+        swapped += 1
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, ACTIVATION_MODULES):
+                swapped += 1
+                setattr(module, child_name, SigmaAsymActivation(seeds, swapped, scale, normalize))
+    return swapped
+
+
+class SigmaAsym(SyreBase):
+    """sigma-Asym as a syre option: swaps the model's activations at configure (before any training
+    step). Models opt in by using activation modules or, for ensemble models, an ``act`` attribute."""
+
+    def __init__(self, scale: float = 1.0, normalize: bool = False, seeds: Sequence[int] = (0,),
+                 seed: int | None = None) -> None:
+        super().__init__(seeds, seed)
+        self.scale, self.normalize = scale, normalize
+        self.swapped: int | None = None
+
+    def configure(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if self.swapped is None:
+            self.swapped = swap_activations(model, self.seeds, self.scale, self.normalize)
+            if self.swapped == 0:
+                raise ValueError("syre=sigma_asym: the model has no activation module or `act` attribute to swap")
