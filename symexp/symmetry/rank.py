@@ -1,0 +1,82 @@
+"""Rank and collapse measures of feature matrices: pure functions on (n, units) or (K, n, units) tensors
+(K ensemble members), returning one value per member. Definitions as in REFERENCE.md (sv = singular
+values of the samples x units feature matrix, not centred) and seed 002 (covariance eigenvalues below a
+tolerance count as zero)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _batched(features: torch.Tensor) -> torch.Tensor:
+    if features.dim() == 2:
+        return features[None]
+    if features.dim() != 3:
+        raise ValueError(f"features must be (n, units) or (K, n, units), got {tuple(features.shape)}")
+    return features
+
+
+def covariance_eigenvalues(features: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues (descending) of the centred feature covariance, (K, units)."""
+    f = _batched(features).double()
+    f = f - f.mean(1, keepdim=True)
+    cov = f.transpose(1, 2) @ f / max(f.shape[1], 1)
+    return torch.linalg.eigvalsh(cov).flip(-1).clamp_min(0)
+
+
+def covariance_rank(features: torch.Tensor, tol: float = 1e-4, relative: bool = False) -> torch.Tensor:
+    """Number of covariance eigenvalues above tol (times the largest one when relative), (K,)."""
+    ev = covariance_eigenvalues(features)
+    thr = tol * ev[:, :1] if relative else torch.full_like(ev[:, :1], tol)
+    return (ev > thr).sum(1).float()
+
+
+def low_rankness(features: torch.Tensor, tol: float = 1e-4, relative: bool = False) -> torch.Tensor:
+    """Fraction of collapsed feature dimensions, 1 - covariance_rank / units, (K,)."""
+    return 1.0 - covariance_rank(features, tol, relative) / _batched(features).shape[-1]
+
+
+def _svals(features: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.svdvals(_batched(features).double())
+
+
+def effective_rank(features: torch.Tensor) -> torch.Tensor:
+    """exp(-sum p log p), p = sv / sum(sv) (0 log 0 = 0), (K,)."""
+    sv = _svals(features)
+    p = sv / sv.sum(-1, keepdim=True).clamp_min(1e-300)
+    return torch.exp(-torch.special.xlogy(p, p).sum(-1)).float()
+
+
+def _smallest_k(weights: torch.Tensor, threshold: float) -> torch.Tensor:
+    total = weights.sum(-1, keepdim=True).clamp_min(1e-300)
+    frac = weights.cumsum(-1) / total
+    # smallest k with frac_k >= threshold (tiny slack for round-off at exactly the threshold)
+    return ((frac < threshold - 1e-12).sum(-1) + 1).clamp(max=weights.shape[-1]).float()
+
+
+def approximate_rank(features: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
+    """Smallest k with sum_{i<=k} sv_i^2 / sum sv^2 >= threshold, (K,)."""
+    return _smallest_k(_svals(features).square(), threshold)
+
+
+def abs_approximate_rank(features: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
+    """Smallest k with sum_{i<=k} sv_i / sum sv >= threshold, (K,)."""
+    return _smallest_k(_svals(features), threshold)
+
+
+def dead_units(features: torch.Tensor) -> torch.Tensor:
+    """Units whose activation is exactly zero on the whole batch, (K,)."""
+    return (_batched(features) == 0).all(1).sum(-1).float()
+
+
+def symmetry_degree(w: torch.Tensor, eigvecs: torch.Tensor, c_th: float) -> torch.Tensor:
+    """Seed 002's benchmark: number of reflection symmetries P_i w = w - 2 (v_i^T w) v_i that w (nearly)
+    sits on, sum_i 1{|v_i^T w| < c_th}; w (K, d), eigvecs (K, d, d) or (d, d) with v_i as columns."""
+    proj = torch.einsum("kd,...de->ke", w, eigvecs)
+    return (proj.abs() < c_th).sum(-1).float()
+
+
+def dead_coordinates(u: torch.Tensor, w: torch.Tensor, tol: float = 1e-3) -> torch.Tensor:
+    """Reparametrized regression (u * w)^T x: coordinates with |u_i| < tol and |w_i| < tol (the symmetric,
+    low-capacity state u_i = w_i = 0), (K,) for (K, d) inputs."""
+    return ((u.abs() < tol) & (w.abs() < tol)).sum(-1).float()
