@@ -1,0 +1,189 @@
+"""Representation ranks at named layers and the NTK rank (seed 002 Figs. 5, 8, 9, 11, 12, 14; Table 1).
+
+Pure functions of tensors plus forward-hook capture by module name, and the metric-group adapters
+``RepresentationRank`` and ``NTKRank``. Seed 002 measures "the rank of the covariance matrix" of a
+layer's output on a batch (1000 samples; 512 for ViT) after setting eigenvalues below a tolerance
+(1e-4; 1e-6 for the VAE) to zero, and the low-rankness of SimCLR features as the fraction of eigenvalues
+below 1e-5: ``covariance_rank`` and ``low_rankness``. The singular-value ranks of REFERENCE.md
+(effective, approximate) come from symexp.symmetry.rank.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from symexp.symmetry.metrics import Metric
+
+try:  # the shared singular-value rank definitions (REFERENCE.md), when present
+    from symexp.symmetry.rank import effective_rank as _sv_effective_rank
+except ImportError:  # pragma: no cover - only while rank.py is not in the tree
+    _sv_effective_rank = None
+
+
+# ---------------------------------------------------------------------------------------------- capture
+def capture(model: nn.Module, x: torch.Tensor, layers: Sequence[str], call=None) -> dict[str, torch.Tensor]:
+    """Outputs of the named submodules on x, each flattened to (N, features). ``call`` replaces
+    model(x) (e.g. ``model.encode``); modules are found with model.get_submodule."""
+    found: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in layers:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            names = [n for n, _ in model.named_modules() if n][:40]
+            raise ValueError(f"metric.layers: model has no submodule {name!r}; some names: {names}") from None
+
+        def hook(_m, _inp, out, name=name):
+            out = out[0] if isinstance(out, tuple) else out
+            found[name] = out.detach().flatten(1).float()
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            (call or model)(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def covariance_eigenvalues(features: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues (descending) of the centred feature covariance (features x features, or its Gram
+    twin when there are fewer samples than features: the non-zero spectrum is the same)."""
+    f = features.double()
+    f = f - f.mean(0, keepdim=True)
+    n = max(f.shape[0] - 1, 1)
+    gram = f @ f.T if f.shape[0] < f.shape[1] else f.T @ f
+    return torch.linalg.eigvalsh(gram / n).flip(0).clamp_min(0)
+
+
+def covariance_rank(features: torch.Tensor, tol: float = 1e-4) -> int:
+    """Number of covariance eigenvalues at or above tol (seed 002 sets smaller ones to zero)."""
+    return int((covariance_eigenvalues(features) >= tol).sum())
+
+
+def low_rankness(features: torch.Tensor, tol: float = 1e-5) -> float:
+    """Fraction of the feature dimensions whose covariance eigenvalue is below tol (Table 1)."""
+    eig = covariance_eigenvalues(features)
+    dims = features.shape[1]
+    return float(dims - int((eig >= tol).sum())) / dims
+
+
+def effective_rank(features: torch.Tensor) -> float:
+    """exp(entropy of the normalised singular values) of the samples x units matrix (REFERENCE.md)."""
+    if _sv_effective_rank is not None:
+        return float(_sv_effective_rank(features))
+    sv = torch.linalg.svdvals(features.double())
+    p = sv / sv.sum().clamp_min(1e-300)
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def layer_ranks(features: Mapping[str, torch.Tensor], tol: float = 1e-4, prefix: str = "rank") -> dict[str, float]:
+    """rank/<layer>/cov_rank, /effective_rank, /dims for every captured layer."""
+    out = {}
+    for name, f in features.items():
+        out[f"{prefix}/{name}/cov_rank"] = float(covariance_rank(f, tol))
+        out[f"{prefix}/{name}/effective_rank"] = effective_rank(f)
+        out[f"{prefix}/{name}/dims"] = float(f.shape[1])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- NTK
+def _flat_jacobian(model: nn.Module, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-sample Jacobian of the outputs w.r.t. params, (N * outputs, P), through torch.func."""
+    from torch.func import functional_call, jacrev, vmap
+
+    buffers = dict(model.named_buffers())
+
+    def f(p, xi):
+        return functional_call(model, (p, buffers), (xi[None],))[0]
+
+    jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)  # name -> (N, out, *shape)
+    return torch.cat([j.flatten(2) for j in jac.values()], 2).flatten(0, 1)
+
+
+def ntk_ranks(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, tol: float = 1e-6) -> dict[str, float]:
+    """Rank of the empirical NTK J J^T (J: per-sample output Jacobian) and of the per-sample loss-gradient
+    second moment G^T G, with singular values below tol * the largest treated as zero. For Fig. 14."""
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    was_training = model.training
+    model.eval()
+    try:
+        jac = _flat_jacobian(model, x, params).double()
+        out = {"ntk_rank": float(torch.linalg.matrix_rank(jac @ jac.T, rtol=tol)), "params": float(jac.shape[1])}
+        if y is not None:
+            from torch.func import functional_call, grad, vmap
+
+            buffers = dict(model.named_buffers())
+
+            def loss(p, xi, yi):
+                return nn.functional.cross_entropy(functional_call(model, (p, buffers), (xi[None],)), yi[None])
+
+            g = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+            gm = torch.cat([v.flatten(1) for v in g.values()], 1).double()
+            out["grad_cov_rank"] = float(torch.linalg.matrix_rank(gm.T @ gm / gm.shape[0], rtol=tol))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def permutation_rank_bound(model: nn.Module) -> float:
+    """Propositions 2-3 upper bound for a TwoLayer net: P - (in + out [+ 1 bias]) per neuron that
+    duplicates another (the permutation-symmetric subspace it is stuck in)."""
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    distinct = model.distinct_neurons() if hasattr(model, "distinct_neurons") else getattr(model, "width", 0)
+    hidden = model.hidden
+    per_neuron = hidden.in_features + model.out.out_features + (1 if hidden.bias is not None else 0)
+    return float(total - (model.width - distinct) * per_neuron)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def _probe(task, n: int) -> torch.Tensor:
+    return task.probe_inputs(n).to(task.device)
+
+
+class RepresentationRank(Metric):
+    """rank/<alias>/cov_rank and rank/<alias>/effective_rank of named layers on n fixed test inputs.
+    ``layers``: a list of module names, or a mapping alias -> module name."""
+
+    def __init__(self, layers: Sequence[str] | Mapping[str, str], n_samples: int = 1000, tol: float = 1e-4,
+                 every_n_epochs: int = 0) -> None:
+        super().__init__(every_n_epochs)
+        if tol < 0 or n_samples <= 0:
+            raise ValueError(f"metric.representation_rank.tol/n_samples: need tol >= 0 and n_samples > 0, got {tol}, {n_samples}")
+        self.layers = dict(layers) if isinstance(layers, Mapping) else {n: n for n in layers}
+        self.n_samples, self.tol = n_samples, tol
+
+    def __call__(self, task, computed):
+        model = task.model
+        was_training = model.training
+        model.eval()
+        try:
+            feats = capture(model, _probe(task, self.n_samples), list(self.layers.values()))
+        finally:
+            model.train(was_training)
+        named = {alias: feats[name] for alias, name in self.layers.items()}
+        return {k: torch.tensor([v]) for k, v in layer_ranks(named, self.tol).items()}
+
+
+class NTKRank(Metric):
+    """rank/ntk, rank/grad_cov and (for TwoLayer nets) rank/ntk_bound on n fixed test samples."""
+
+    def __init__(self, n_samples: int = 100, tol: float = 1e-6, every_n_epochs: int = 0) -> None:
+        super().__init__(every_n_epochs)
+        self.n_samples, self.tol = n_samples, tol
+
+    def __call__(self, task, computed):
+        x, y = task.datamodule.split("test")
+        x, y = x[: self.n_samples].to(task.device), y[: self.n_samples].to(task.device)
+        r = ntk_ranks(task.model, x, y, self.tol)
+        out = {"rank/ntk": r["ntk_rank"], "rank/grad_cov": r["grad_cov_rank"], "rank/params": r["params"]}
+        if hasattr(task.model, "distinct_neurons"):
+            out["rank/ntk_bound"] = permutation_rank_bound(task.model)
+            out["rank/distinct_neurons"] = float(task.model.distinct_neurons())
+        return {k: torch.tensor([v]) for k, v in out.items() if not math.isnan(v)}
