@@ -13,6 +13,15 @@ from symexp.engines.fused import FusedEngine
 from symexp.models.mlp import MLP
 from symexp.models.rflr import RFLR
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny eager ops run fastest (and steadiest on a busy machine) single-threaded; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 needs_kernel = pytest.mark.skipif(fused_mod.kernel() is None, reason="no C compiler: fused kernel unavailable")
 
 
@@ -23,8 +32,11 @@ def _data(K, S, d, seed=0):
     return x, y
 
 
-def _pair(opt_cls, K=3, d=2, width=21, rank=4, depth=2, **opt_kw):
-    m_ref = RFLR(d, width=width, rank=rank, depth=depth, seeds=range(K))
+def _pair(opt_cls, K=3, d=2, width=21, rank=4, depth=2, mlp=False, **opt_kw):
+    if mlp:
+        m_ref = MLP(d, width=width, depth=depth, seeds=range(K))
+    else:
+        m_ref = RFLR(d, width=width, rank=rank, depth=depth, seeds=range(K))
     m_fus = copy.deepcopy(m_ref)
     return (m_ref, opt_cls(m_ref.parameters(), **opt_kw)), (m_fus, opt_cls(m_fus.parameters(), **opt_kw))
 
@@ -62,17 +74,37 @@ def test_matches_autograd(opt_cls, wd):
     l_ref = AutogradEngine(*ref).run(x, y)
     engine = build_engine("auto", *fus)
     assert isinstance(engine, FusedEngine)
+    torch.set_num_threads(2)  # the kernel splits members over torch.get_num_threads() threads
     l_fus = _run_chunks(engine, x, y, 128)  # uneven chunks: 128 + 128 + 44
     _assert_same(ref, fus, l_ref, l_fus)
 
 
 @needs_kernel
-@pytest.mark.parametrize("shape", [dict(d=1, width=17, rank=5, depth=1), dict(d=3, width=32, rank=3, depth=3)])
+@pytest.mark.parametrize(
+    "shape", [dict(d=1, width=17, rank=5, depth=1), dict(d=3, width=32, rank=3, depth=3),
+              dict(d=2, width=40, rank=20, depth=2)]
+)
 def test_matches_autograd_other_shapes(shape):
     ref, fus = _pair(torch.optim.Adam, K=2, lr=1e-3, betas=(0.8, 0.99), eps=1e-6, **shape)
     x, y = _data(2, 200, shape["d"], seed=1)
     l_ref = AutogradEngine(*ref).run(x, y)
     l_fus = _run_chunks(FusedEngine(*fus), x, y, 200)
+    _assert_same(ref, fus, l_ref, l_fus)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "opt_cls,wd,shape",
+    [(torch.optim.Adam, 0.0, dict(d=2, width=19, depth=2)), (torch.optim.AdamW, 0.1, dict(d=1, width=24, depth=3)),
+     (torch.optim.Adam, 1e-2, dict(d=3, width=9, depth=1))],
+)
+def test_mlp_matches_autograd(opt_cls, wd, shape):
+    ref, fus = _pair(opt_cls, K=2, mlp=True, lr=2e-3, weight_decay=wd, **shape)
+    x, y = _data(2, 200, shape["d"], seed=4)
+    l_ref = AutogradEngine(*ref).run(x, y)
+    engine = build_engine("auto", *fus)
+    assert isinstance(engine, FusedEngine)
+    l_fus = _run_chunks(engine, x, y, 64)
     _assert_same(ref, fus, l_ref, l_fus)
 
 
@@ -118,7 +150,7 @@ class AnchorHooks:
 
     def __init__(self, model, wd, lr, decoupled):
         self.theta0 = {n: p.detach().clone() + 0.05 for n, p in model.named_parameters()}
-        self.theta0["mixers.1"] = None  # a parameter without anchor decays towards 0
+        self.theta0[next(iter(self.theta0))] = None  # a parameter without anchor decays towards 0
         self.wd, self.lr, self.decoupled = wd, lr, decoupled
 
     def anchors(self, model):
@@ -139,10 +171,11 @@ class AnchorHooks:
 
 
 @needs_kernel
-@pytest.mark.parametrize("opt_cls", [torch.optim.Adam, torch.optim.AdamW])
-def test_anchored_weight_decay(opt_cls):
+@pytest.mark.parametrize("opt_cls,mlp", [(torch.optim.Adam, False), (torch.optim.AdamW, False),
+                                         (torch.optim.AdamW, True)])
+def test_anchored_weight_decay(opt_cls, mlp):
     wd, lr = 0.1, 3e-3
-    ref, fus = _pair(opt_cls, lr=lr, weight_decay=wd)
+    ref, fus = _pair(opt_cls, lr=lr, weight_decay=wd, mlp=mlp)
     decoupled = opt_cls is torch.optim.AdamW
     h_ref, h_fus = AnchorHooks(ref[0], wd, lr, decoupled), AnchorHooks(fus[0], wd, lr, decoupled)
     x, y = _data(3, 250, 2, seed=3)
@@ -157,7 +190,8 @@ def test_fallback_when_unsupported(monkeypatch):
     cases = [
         (RFLR(2, width=16, rank=3, depth=2, activation="tanh", seeds=range(2)), torch.optim.Adam, None),
         (RFLR(2, width=16, rank=3, depth=2, mixer_bias=True, seeds=range(2)), torch.optim.Adam, None),
-        (MLP(2, width=16, depth=2, seeds=range(2)), torch.optim.Adam, None),
+        (MLP(2, width=16, depth=2, activation="tanh", seeds=range(2)), torch.optim.Adam, None),
+        (MLP(2, width=16, depth=2, out_dim=2, seeds=range(2)), torch.optim.Adam, None),
         (m, torch.optim.SGD, None),
         (m, torch.optim.Adam, object()),  # hooks that are not fused_compatible
     ]

@@ -40,8 +40,7 @@ from pathlib import Path
 
 import torch
 
-MAX_BLOCKS = 16  # depth + 1
-MAX_RANK = 64
+MAX_LAYERS = 16  # RF-LR blocks (depth + 1) or MLP layers
 
 _C_SOURCE = r"""
 #include <math.h>
@@ -52,8 +51,8 @@ _C_SOURCE = r"""
 #include <immintrin.h>
 #endif
 
-#define MAXB 16
-#define MAXR 64
+#define MAXL 16          /* layers (RF-LR blocks) */
+#define MAXSLOT 32       /* trained tensors: RF-LR mixers; MLP weights then biases */
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
@@ -70,9 +69,16 @@ static inline v8 vsqrt(v8 a) {
     v8 r; for (int i = 0; i < 8; i++) r[i] = sqrtf(a[i]); return r;
 #endif
 }
-static inline v8 vmask_pos(v8 val, v8 ref) {  /* val where ref > 0 else 0 */
+/* torch.relu: NaN stays NaN */
+static inline v8 vrelu(v8 a) {
     v8 zero = vset1(0.0f);
-    v8i m = ref > zero;
+    v8i m = (a > zero) | (a != a);
+    return (v8)((v8i)a & m);
+}
+/* relu backward (threshold_backward on the output): grad where out > 0, else 0 */
+static inline v8 vmask_pos(v8 val, v8 out) {
+    v8 zero = vset1(0.0f);
+    v8i m = out > zero;
     return (v8)((v8i)val & m);
 }
 static inline float hsum(v8 a) {
@@ -88,39 +94,76 @@ static inline float vdot(const v8 *a, const v8 *b, int nb) {
     for (; j < nb; j++) s0 += a[j] * b[j];
     return hsum((s0 + s1) + (s2 + s3));
 }
+static inline int pad8(int n) { return (n + 7) & ~7; }
+
+typedef struct { int rows, cols; float *P, *M, *V; const float *anc; } slot_t;
 
 typedef struct {
-    int K, S, W, nblk;
-    int dims[MAXB + 1];
-    const float *A[MAXB], *b[MAXB], *anc[MAXB];
-    float *B[MAXB], *M[MAXB], *V[MAXB];
+    int K, S, kind, nl, nslot;  /* kind 0: RF-LR, slot l = mixer l; kind 1: MLP, slot l = weight l, nl+l = bias l */
+    int W;                      /* RF-LR width */
+    int dims[MAXL + 1];
+    slot_t sl[MAXSLOT];
+    const float *A[MAXL], *b[MAXL];
     const float *x, *y;
     float *loss;
-    const float *ss, *ib;   /* (nblk, S): step size lr/bc1, 1/sqrt(bc2) */
+    const float *ss, *ib;       /* (nslot, S): step size lr/bc1 and 1/sqrt(bc2) of each step */
     float w1, beta2, c2, eps, wd, decay, lrwd;
-    int mode;               /* 0: no decay, 1: coupled (Adam), 2: decoupled (AdamW) */
+    int mode;                   /* 0: no decay, 1: coupled (Adam), 2: decoupled (AdamW) */
 } job_t;
+
+typedef struct {                /* one thread's padded, cache-resident copy of one member */
+    v8 *P[MAXSLOT], *M[MAXSLOT], *V[MAXSLOT], *A[MAXSLOT];
+    v8 *At[MAXL], *bb[MAXL], *U[MAXL + 1];
+    v8 *DU, *DP, *dummy;
+    float *z[MAXL + 1];
+} work_t;
 
 typedef struct { const job_t *job; int k0, k1, err; } slice_t;
 
-/* Fused backward + Adam for one block. MODE and ANC are compile-time constants at each call site. */
-static inline __attribute__((always_inline)) void block_backward(
-    const job_t *jb, int l, int s, int nb, int Wp, v8 *Bp, v8 *Mp, v8 *Vp, const v8 *Ap,
-    const v8 *U, v8 *DU, const float *dzo, const int MODE, const int ANC)
+/* Lay out the scratch (base == NULL: just count floats). Every array starts 64-byte aligned. */
+static size_t layout(const job_t *jb, work_t *w, float *base) {
+    size_t n = 0, maxc = 8, zs = 16;
+#define TAKE(ptr, cnt) do { size_t c_ = ((size_t)(cnt) + 15) & ~(size_t)15; ptr = (void *)(base ? base + n : 0); n += c_; } while (0)
+    for (int t = 0; t < jb->nslot; t++) {
+        size_t sz = (size_t)jb->sl[t].rows * pad8(jb->sl[t].cols);
+        if ((size_t)pad8(jb->sl[t].cols) > maxc) maxc = pad8(jb->sl[t].cols);
+        TAKE(w->P[t], sz); TAKE(w->M[t], sz); TAKE(w->V[t], sz);
+        if (jb->sl[t].anc) TAKE(w->A[t], sz); else w->A[t] = 0;
+    }
+    if (jb->kind == 0) {
+        const int Wp = pad8(jb->W);
+        for (int l = 0; l < jb->nl; l++) {
+            TAKE(w->At[l], (size_t)jb->dims[l] * Wp); TAKE(w->bb[l], Wp); TAKE(w->U[l], Wp);
+        }
+    } else {
+        for (int l = 0; l <= jb->nl; l++) TAKE(w->U[l], pad8(jb->dims[l]));
+    }
+    for (int l = 0; l <= jb->nl; l++) if ((size_t)pad8(jb->dims[l]) > zs) zs = pad8(jb->dims[l]);
+    for (int l = 0; l <= jb->nl; l++) TAKE(w->z[l], zs);
+    TAKE(w->DU, maxc); TAKE(w->DP, maxc); TAKE(w->dummy, maxc);
+#undef TAKE
+    return n;
+}
+
+/* Fused gradient + Adam for one trained tensor whose gradient is the outer product dz (rows) x U (cols):
+   DU += P^T dz with the pre-step P (when NEED_DU), then the Adam step of every element.
+   MODE, ANC and NEED_DU are compile-time constants at each call site. */
+static inline __attribute__((always_inline)) void adam_outer(
+    const job_t *jb, int t, int s, v8 *Pp, v8 *Mp, v8 *Vp, const v8 *Ap, const v8 *U, v8 *DU, const float *dz,
+    const int MODE, const int ANC, const int NEED_DU)
 {
-    const int rout = jb->dims[l + 1];
+    const int rows = jb->sl[t].rows, nv = pad8(jb->sl[t].cols) / 8;
     const v8 w1 = vset1(jb->w1), beta2 = vset1(jb->beta2), c2 = vset1(jb->c2), eps = vset1(jb->eps);
     const v8 wd = vset1(jb->wd), decay = vset1(jb->decay), lrwd = vset1(jb->lrwd);
-    const v8 ss = vset1(jb->ss[l * jb->S + s]), ib = vset1(jb->ib[l * jb->S + s]);
-    const int nv = Wp / 8;
-    for (int j = 0; j < nb; j++) DU[j] = vset1(0.f);
-    for (int o = 0; o < rout; o++) {
-        v8 *Bo = Bp + o * nv, *Mo = Mp + o * nv, *Vo = Vp + o * nv;
-        const v8 *Ao = ANC ? Ap + o * nv : 0;
-        const v8 d = vset1(dzo[o]);
-        for (int j = 0; j < nb; j++) {
-            v8 p = Bo[j];
-            DU[j] += p * d;
+    const v8 ss = vset1(jb->ss[(size_t)t * jb->S + s]), ib = vset1(jb->ib[(size_t)t * jb->S + s]);
+    if (NEED_DU) for (int j = 0; j < nv; j++) DU[j] = vset1(0.f);
+    for (int o = 0; o < rows; o++) {
+        v8 *Po = Pp + (size_t)o * nv, *Mo = Mp + (size_t)o * nv, *Vo = Vp + (size_t)o * nv;
+        const v8 *Ao = ANC ? Ap + (size_t)o * nv : 0;
+        const v8 d = vset1(dz[o]);
+        for (int j = 0; j < nv; j++) {
+            v8 p = Po[j];
+            if (NEED_DU) DU[j] += p * d;
             v8 g = d * U[j];
             if (MODE == 1) g += wd * (ANC ? p - Ao[j] : p);
             v8 m = Mo[j];
@@ -132,99 +175,148 @@ static inline __attribute__((always_inline)) void block_backward(
             if (MODE == 2) p = ANC ? p - lrwd * (p - Ao[j]) : p * decay;
             v8 den = vsqrt(v) * ib + eps;
             p = p - ss * (m / den);
-            Bo[j] = p;
+            Po[j] = p;
         }
     }
 }
 
-static void run_member(const job_t *jb, int k, float *scratch, size_t *offs) {
-    const int W = jb->W, Wp = (W + 7) & ~7, nb = Wp / 8, nblk = jb->nblk, S = jb->S;
-    const int d = jb->dims[0];
-    v8 *At[MAXB], *bb[MAXB], *Bp[MAXB], *Mp[MAXB], *Vp[MAXB], *Ap[MAXB], *U[MAXB];
-    v8 *DU = (v8 *)(scratch + offs[0]), *DP = (v8 *)(scratch + offs[1]);
-    float z[MAXB + 1][MAXR];
-    for (int l = 0; l < nblk; l++) {
-        const int rin = jb->dims[l], rout = jb->dims[l + 1];
-        size_t *o = offs + 2 + 7 * l;
-        float *at = scratch + o[0], *b = scratch + o[1], *B = scratch + o[2], *M = scratch + o[3];
-        float *V = scratch + o[4], *A = scratch + o[5], *u = scratch + o[6];
-        const float *srcA = jb->A[l] + (size_t)k * W * rin, *srcb = jb->b[l] + (size_t)k * W;
+static void adam_slot(const job_t *jb, work_t *w, int t, int s, const v8 *U, const float *dz, int need_du) {
+    v8 *P = w->P[t], *M = w->M[t], *V = w->V[t], *A = w->A[t], *DU = need_du ? w->DU : w->dummy;
+    const int anc = A != 0;
+#define CALL(MO, AN) adam_outer(jb, t, s, P, M, V, A, U, DU, dz, MO, AN, 1)
+#define CALL0(MO, AN) adam_outer(jb, t, s, P, M, V, A, U, DU, dz, MO, AN, 0)
+    if (need_du) {
+        switch (jb->mode * 2 + anc) {
+            case 0: case 1: CALL(0, 0); break;
+            case 2: CALL(1, 0); break;
+            case 3: CALL(1, 1); break;
+            case 4: CALL(2, 0); break;
+            default: CALL(2, 1); break;
+        }
+    } else {
+        switch (jb->mode * 2 + anc) {
+            case 0: case 1: CALL0(0, 0); break;
+            case 2: CALL0(1, 0); break;
+            case 3: CALL0(1, 1); break;
+            case 4: CALL0(2, 0); break;
+            default: CALL0(2, 1); break;
+        }
+    }
+#undef CALL
+#undef CALL0
+}
+
+static void copy_slots(const job_t *jb, work_t *w, int k, int in) {
+    for (int t = 0; t < jb->nslot; t++) {
+        const slot_t *sl = &jb->sl[t];
+        const int cp = pad8(sl->cols);
+        for (int o = 0; o < sl->rows; o++) {
+            const size_t g = ((size_t)k * sl->rows + o) * sl->cols, l = (size_t)o * cp;
+            const size_t nbytes = sizeof(float) * sl->cols;
+            if (in) {
+                memcpy((float *)w->P[t] + l, sl->P + g, nbytes);
+                memcpy((float *)w->M[t] + l, sl->M + g, nbytes);
+                memcpy((float *)w->V[t] + l, sl->V + g, nbytes);
+                if (sl->anc) memcpy((float *)w->A[t] + l, sl->anc + g, nbytes);
+            } else {
+                memcpy(sl->P + g, (float *)w->P[t] + l, nbytes);
+                memcpy(sl->M + g, (float *)w->M[t] + l, nbytes);
+                memcpy(sl->V + g, (float *)w->V[t] + l, nbytes);
+            }
+        }
+    }
+}
+
+static void run_member_rflr(const job_t *jb, work_t *w, int k) {
+    const int W = jb->W, Wp = pad8(W), nb = Wp / 8, nl = jb->nl, S = jb->S, d = jb->dims[0];
+    float **z = w->z;
+    for (int l = 0; l < nl; l++) {
+        const int rin = jb->dims[l];
+        float *at = (float *)w->At[l];
+        const float *srcA = jb->A[l] + (size_t)k * W * rin;
         for (int i = 0; i < rin; i++)
             for (int j = 0; j < W; j++) at[(size_t)i * Wp + j] = srcA[(size_t)j * rin + i];
-        memcpy(b, srcb, sizeof(float) * W);
-        for (int oo = 0; oo < rout; oo++) {
-            size_t src = ((size_t)k * rout + oo) * W, dst = (size_t)oo * Wp;
-            memcpy(B + dst, jb->B[l] + src, sizeof(float) * W);
-            memcpy(M + dst, jb->M[l] + src, sizeof(float) * W);
-            memcpy(V + dst, jb->V[l] + src, sizeof(float) * W);
-            if (jb->anc[l]) memcpy(A + dst, jb->anc[l] + src, sizeof(float) * W);
-        }
-        At[l] = (v8 *)at; bb[l] = (v8 *)b; Bp[l] = (v8 *)B; Mp[l] = (v8 *)M; Vp[l] = (v8 *)V;
-        Ap[l] = (v8 *)A; U[l] = (v8 *)u;
+        memcpy(w->bb[l], jb->b[l] + (size_t)k * W, sizeof(float) * W);
     }
+    copy_slots(jb, w, k, 1);
     for (int s = 0; s < S; s++) {
         const float *xs = jb->x + ((size_t)k * S + s) * d;
         for (int i = 0; i < d; i++) z[0][i] = xs[i];
-        /* forward */
-        for (int l = 0; l < nblk; l++) {
+        /* forward: u = relu(A z + b), z' = B u */
+        for (int l = 0; l < nl; l++) {
             const int rin = jb->dims[l], rout = jb->dims[l + 1];
-            const v8 *at = At[l], *b = bb[l];
-            v8 *u = U[l];
+            const v8 *at = w->At[l], *b = w->bb[l];
+            v8 *u = w->U[l];
             for (int j = 0; j < nb; j++) {
                 v8 acc = b[j];
                 for (int i = 0; i < rin; i++) acc += at[(size_t)i * nb + j] * vset1(z[l][i]);
-                u[j] = vmask_pos(acc, acc);
+                u[j] = vrelu(acc);
             }
-            for (int o = 0; o < rout; o++) z[l + 1][o] = vdot(Bp[l] + (size_t)o * nb, u, nb);
+            for (int o = 0; o < rout; o++) z[l + 1][o] = vdot(w->P[l] + (size_t)o * nb, u, nb);
         }
-        const float err = z[nblk][0] - jb->y[(size_t)k * S + s];
+        const float err = z[nl][0] - jb->y[(size_t)k * S + s];
         jb->loss[(size_t)k * S + s] = err * err;
-        z[nblk][0] = 2.0f * err;   /* z[l+1] now holds dL/dz of block l's output */
-        /* backward + Adam, last block first */
-        for (int l = nblk - 1; l >= 0; l--) {
-            const int anc = jb->anc[l] != 0;
-            switch (jb->mode * 2 + anc) {
-                case 0: case 1: block_backward(jb, l, s, nb, Wp, Bp[l], Mp[l], Vp[l], Ap[l], U[l], DU, z[l + 1], 0, 0); break;
-                case 2: block_backward(jb, l, s, nb, Wp, Bp[l], Mp[l], Vp[l], Ap[l], U[l], DU, z[l + 1], 1, 0); break;
-                case 3: block_backward(jb, l, s, nb, Wp, Bp[l], Mp[l], Vp[l], Ap[l], U[l], DU, z[l + 1], 1, 1); break;
-                case 4: block_backward(jb, l, s, nb, Wp, Bp[l], Mp[l], Vp[l], Ap[l], U[l], DU, z[l + 1], 2, 0); break;
-                default: block_backward(jb, l, s, nb, Wp, Bp[l], Mp[l], Vp[l], Ap[l], U[l], DU, z[l + 1], 2, 1); break;
-            }
+        z[nl][0] = 2.0f * err;   /* from here z[l+1] holds dL/dz of block l's output */
+        /* backward fused with Adam, last block first */
+        for (int l = nl - 1; l >= 0; l--) {
+            adam_slot(jb, w, l, s, w->U[l], z[l + 1], l > 0);
             if (l > 0) {
                 const int rin = jb->dims[l];
-                for (int j = 0; j < nb; j++) DP[j] = vmask_pos(DU[j], U[l][j]);
-                for (int i = 0; i < rin; i++) z[l][i] = vdot(At[l] + (size_t)i * nb, DP, nb);
+                for (int j = 0; j < nb; j++) w->DP[j] = vmask_pos(w->DU[j], w->U[l][j]);
+                for (int i = 0; i < rin; i++) z[l][i] = vdot(w->At[l] + (size_t)i * nb, w->DP, nb);
             }
         }
     }
-    for (int l = 0; l < nblk; l++) {
-        const int rout = jb->dims[l + 1];
-        for (int oo = 0; oo < rout; oo++) {
-            size_t dst = ((size_t)k * rout + oo) * W, src = (size_t)oo * Wp;
-            memcpy(jb->B[l] + dst, (float *)Bp[l] + src, sizeof(float) * W);
-            memcpy(jb->M[l] + dst, (float *)Mp[l] + src, sizeof(float) * W);
-            memcpy(jb->V[l] + dst, (float *)Vp[l] + src, sizeof(float) * W);
+    copy_slots(jb, w, k, 0);
+}
+
+static void run_member_mlp(const job_t *jb, work_t *w, int k) {
+    const int nl = jb->nl, S = jb->S, d = jb->dims[0];
+    const float one = 1.0f;
+    copy_slots(jb, w, k, 1);
+    for (int s = 0; s < S; s++) {
+        const float *xs = jb->x + ((size_t)k * S + s) * d;
+        float *h0 = (float *)w->U[0];
+        for (int i = 0; i < d; i++) h0[i] = xs[i];
+        float f = 0.f;
+        /* forward: a = W h + b; h' = relu(a) (hidden), f = a (read-out) */
+        for (int l = 0; l < nl; l++) {
+            const int out = jb->dims[l + 1], nv = pad8(jb->dims[l]) / 8;
+            const float *bias = (const float *)w->P[nl + l];
+            float *hn = (float *)w->U[l + 1];
+            for (int o = 0; o < out; o++) {
+                const float a = bias[o] + vdot(w->P[l] + (size_t)o * nv, w->U[l], nv);
+                if (l + 1 < nl) hn[o] = (a > 0.f || a != a) ? a : 0.f;
+                else f = a;
+            }
+        }
+        const float err = f - jb->y[(size_t)k * S + s];
+        jb->loss[(size_t)k * S + s] = err * err;
+        float *dz = w->z[nl];
+        for (int i = 0; i < pad8(jb->dims[nl]); i++) dz[i] = 0.f;
+        dz[0] = 2.0f * err;      /* z[l+1] = dL/da of layer l (zero padded) */
+        for (int l = nl - 1; l >= 0; l--) {
+            adam_slot(jb, w, nl + l, s, (const v8 *)w->z[l + 1], &one, 0);   /* bias: gradient = dL/da */
+            adam_slot(jb, w, l, s, w->U[l], w->z[l + 1], l > 0);
+            if (l > 0) {
+                const int nv = pad8(jb->dims[l]) / 8;
+                v8 *dzl = (v8 *)w->z[l];
+                for (int j = 0; j < nv; j++) dzl[j] = vmask_pos(w->DU[j], w->U[l][j]);
+            }
         }
     }
+    copy_slots(jb, w, k, 0);
 }
 
 static void *run_slice(void *arg) {
     slice_t *sl = (slice_t *)arg;
     const job_t *jb = sl->job;
-    const int W = jb->W, Wp = (W + 7) & ~7, nblk = jb->nblk;
-    size_t offs[2 + 7 * MAXB], n = 0;
-    offs[0] = n; n += Wp; offs[1] = n; n += Wp;
-    for (int l = 0; l < nblk; l++) {
-        const int rin = jb->dims[l], rout = jb->dims[l + 1];
-        size_t *o = offs + 2 + 7 * l;
-        o[0] = n; n += (size_t)rin * Wp;
-        o[1] = n; n += Wp;
-        for (int t = 2; t < 6; t++) { o[t] = n; n += (size_t)rout * Wp; }
-        o[6] = n; n += Wp;
-    }
-    float *scratch = (float *)aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
+    work_t w;
+    const size_t n = layout(jb, &w, 0);
+    float *scratch = (float *)aligned_alloc(64, n * sizeof(float));
     if (!scratch) { sl->err = 1; return 0; }
-    memset(scratch, 0, n * sizeof(float));   /* padding columns stay exactly 0 through every step */
+    memset(scratch, 0, n * sizeof(float));   /* padding stays exactly 0 through every step */
+    layout(jb, &w, scratch);
 #if defined(__x86_64__) || defined(__i386__)
     /* Flush-to-zero + denormals-are-zero while the kernel runs (restored after): Adam moments of units
        that stay inactive decay into the subnormal range (exp_avg even sticks at the smallest subnormal)
@@ -232,7 +324,10 @@ static void *run_slice(void *arg) {
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);
 #endif
-    for (int k = sl->k0; k < sl->k1; k++) run_member(jb, k, scratch, offs);
+    for (int k = sl->k0; k < sl->k1; k++) {
+        if (jb->kind == 0) run_member_rflr(jb, &w, k);
+        else run_member_mlp(jb, &w, k);
+    }
 #if defined(__x86_64__) || defined(__i386__)
     _mm_setcsr(csr);
 #endif
@@ -240,38 +335,48 @@ static void *run_slice(void *arg) {
     return 0;
 }
 
-int symexp_rflr_adam(int K, int S, int W, int nblk, const int *dims,
-                     void **A, void **b, void **B, void **M, void **V, void **anc,
-                     const float *x, const float *y, float *loss,
-                     const double *hp, int mode, const double *steps0, int nthreads)
+/* kind 0 (RF-LR): nl blocks, dims[0..nl], slots = nl mixers (K, dims[l+1], W), A/b per block.
+   kind 1 (MLP): nl layers, dims[0..nl], slots = nl weights (K, dims[l+1], dims[l]) then nl biases.
+   P/M/V/anc: per-slot pointers (anc entries may be NULL, anc itself may be NULL).
+   hp = lr, beta1, beta2, eps, weight_decay; mode 1 = coupled, 2 = decoupled; steps0: per-slot step count. */
+int symexp_fused_adam(int kind, int K, int S, int W, int nl, const int *dims,
+                      void **A, void **b, void **P, void **M, void **V, void **anc,
+                      const float *x, const float *y, float *loss,
+                      const double *hp, int mode, const double *steps0, int nthreads)
 {
-    if (nblk < 1 || nblk > MAXB || K < 1 || S < 1 || W < 1) return 2;
-    for (int l = 0; l <= nblk; l++) if (dims[l] < 1 || dims[l] > MAXR) return 2;
-    if (dims[nblk] != 1) return 2;
+    if (nl < 1 || nl > MAXL || K < 1 || S < 1 || (kind == 0 && W < 1) || kind < 0 || kind > 1) return 2;
+    for (int l = 0; l <= nl; l++) if (dims[l] < 1) return 2;
+    if (dims[nl] != 1) return 2;
     job_t jb;
     memset(&jb, 0, sizeof jb);
-    jb.K = K; jb.S = S; jb.W = W; jb.nblk = nblk;
-    for (int l = 0; l <= nblk; l++) jb.dims[l] = dims[l];
-    for (int l = 0; l < nblk; l++) {
-        jb.A[l] = (const float *)A[l]; jb.b[l] = (const float *)b[l];
-        jb.B[l] = (float *)B[l]; jb.M[l] = (float *)M[l]; jb.V[l] = (float *)V[l];
-        jb.anc[l] = anc ? (const float *)anc[l] : 0;
+    jb.K = K; jb.S = S; jb.W = W; jb.nl = nl; jb.kind = kind;
+    jb.nslot = kind == 0 ? nl : 2 * nl;
+    for (int l = 0; l <= nl; l++) jb.dims[l] = dims[l];
+    for (int t = 0; t < jb.nslot; t++) {
+        slot_t *sl = &jb.sl[t];
+        if (kind == 0) { sl->rows = dims[t + 1]; sl->cols = W; }
+        else if (t < nl) { sl->rows = dims[t + 1]; sl->cols = dims[t]; }
+        else { sl->rows = 1; sl->cols = dims[t - nl + 1]; }
+        sl->P = (float *)P[t]; sl->M = (float *)M[t]; sl->V = (float *)V[t];
+        sl->anc = anc ? (const float *)anc[t] : 0;
     }
+    if (kind == 0) for (int l = 0; l < nl; l++) { jb.A[l] = (const float *)A[l]; jb.b[l] = (const float *)b[l]; }
     jb.x = x; jb.y = y; jb.loss = loss;
     const double lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], wd = hp[4];
-    float *tab = (float *)malloc(sizeof(float) * 2 * (size_t)nblk * S);
+    jb.mode = wd != 0.0 ? mode : 0;
+    if (jb.mode == 0) for (int t = 0; t < jb.nslot; t++) jb.sl[t].anc = 0;
+    float *tab = (float *)malloc(sizeof(float) * 2 * (size_t)jb.nslot * S);
     if (!tab) return 1;
-    for (int l = 0; l < nblk; l++)
+    for (int t = 0; t < jb.nslot; t++)
         for (int s = 0; s < S; s++) {
-            const double t = steps0[l] + s + 1;
-            const double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
-            tab[(size_t)l * S + s] = (float)(lr / bc1);
-            tab[(size_t)(nblk + l) * S + s] = (float)(1.0 / (double)(float)sqrt(bc2));
+            const double st = steps0[t] + s + 1;
+            const double bc1 = 1.0 - pow(beta1, st), bc2 = 1.0 - pow(beta2, st);
+            tab[(size_t)t * S + s] = (float)(lr / bc1);
+            tab[(size_t)(jb.nslot + t) * S + s] = (float)(1.0 / (double)(float)sqrt(bc2));
         }
-    jb.ss = tab; jb.ib = tab + (size_t)nblk * S;
+    jb.ss = tab; jb.ib = tab + (size_t)jb.nslot * S;
     jb.w1 = (float)(1.0 - beta1); jb.beta2 = (float)beta2; jb.c2 = (float)(1.0 - beta2);
     jb.eps = (float)eps; jb.wd = (float)wd; jb.decay = (float)(1.0 - lr * wd); jb.lrwd = (float)(lr * wd);
-    jb.mode = wd != 0.0 ? mode : 0;
     if (nthreads < 1) nthreads = 1;
     if (nthreads > K) nthreads = K;
     if (nthreads > 256) nthreads = 256;
@@ -301,11 +406,9 @@ _cache: dict[str, object] = {}
 
 def _cpu_has_avx2_fma() -> bool:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
-        for line in flags.splitlines():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
-                f = set(line.split(":", 1)[1].split())
-                return {"avx2", "fma"} <= f
+                return {"avx2", "fma"} <= set(line.split(":", 1)[1].split())
     except OSError:
         pass
     try:
@@ -350,11 +453,11 @@ def _load(isa: str):
         raise RuntimeError(f"C compiler {cc} does not run: {exc}") from exc
     key = hashlib.sha256("\0".join([_C_SOURCE, cc, version, *flags]).encode()).hexdigest()[:16]
     root = _build_root()
-    lib_path = root / f"rflr_adam_{isa}_{key}.so"
+    lib_path = root / f"fused_adam_{isa}_{key}.so"
     if not lib_path.exists():
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root) as tmp:
-            src = Path(tmp) / "rflr_adam.c"
+            src = Path(tmp) / "fused_adam.c"
             src.write_text(_C_SOURCE)
             out = Path(tmp) / lib_path.name
             proc = subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"], capture_output=True,
@@ -362,10 +465,9 @@ def _load(isa: str):
             if proc.returncode != 0 or not out.exists():
                 raise RuntimeError(f"building the fused kernel failed:\n{proc.stderr[-4000:]}")
             os.replace(out, lib_path)  # atomic: concurrent builders (pytest -n) each install a whole file
-    lib = ctypes.CDLL(str(lib_path))
-    fn = lib.symexp_rflr_adam
+    fn = ctypes.CDLL(str(lib_path)).symexp_fused_adam
     p, i = ctypes.c_void_p, ctypes.c_int
-    fn.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, i, p, i]
+    fn.argtypes = [i, i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, i, p, i]
     fn.restype = i
     return fn
 
@@ -394,14 +496,46 @@ def _ptrs(tensors) -> ctypes.Array:
     return (ctypes.c_void_p * len(tensors))(*[0 if t is None else t.data_ptr() for t in tensors])
 
 
+def _cpu_f32(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
+
+
+def _layout(model):
+    """(kind, trained tensors in kernel slot order, dims) for a supported model, else None."""
+    from symexp.models.mlp import MLP
+    from symexp.models.rflr import RFLR
+
+    if isinstance(model, RFLR):
+        if getattr(model, "activation_name", None) != "relu" or model.biases is not None:
+            return None
+        mixers = list(model.mixers)
+        if len(mixers) > MAX_LAYERS or model.dims[-1] != 1:
+            return None
+        for l in range(len(mixers)):
+            if not all(_cpu_f32(t) for t in model.features(l)):
+                return None
+        return 0, mixers, list(model.dims)
+    if isinstance(model, MLP):
+        act = getattr(model, "activation_name", None)
+        if (act != "relu" if act is not None else model.act is not torch.relu) or model.out_dim != 1:
+            return None
+        weights, biases = list(model.weights), list(model.biases)
+        if len(weights) > MAX_LAYERS or len(biases) != len(weights):
+            return None
+        dims = [w.shape[2] for w in weights] + [weights[-1].shape[1]]
+        return 1, weights + biases, dims
+    return None
+
+
 class FusedEngine:
-    """S sequential batch-1 Adam/AdamW steps per RF-LR member, fused in C. Same contract as AutogradEngine."""
+    """S sequential batch-1 Adam/AdamW steps per member (RF-LR or MLP, relu), forward + backward + update
+    fused in C. Same contract as AutogradEngine."""
 
     def __init__(self, model, optimizer: torch.optim.Optimizer, hooks=None) -> None:
         if not self.supports(model, optimizer, hooks):
             raise ValueError("FusedEngine: unsupported model/optimizer/hooks combination (or no compiler)")
         self.model, self.optimizer, self.hooks = model, optimizer, hooks
-        self.params = list(model.mixers)
+        self.kind, self.params, self.dims = _layout(model)
         names = {id(p): n for n, p in model.named_parameters()}
         self.names = [names[id(p)] for p in self.params]
         self.kernel = kernel()
@@ -410,32 +544,23 @@ class FusedEngine:
     def supports(model, optimizer, hooks=None) -> bool:
         if os.environ.get("SYMEXP_FUSED_DISABLE", "") not in ("", "0"):
             return False
-        from symexp.models.rflr import RFLR
-
-        if not isinstance(model, RFLR) or getattr(model, "activation_name", None) != "relu":
+        lay = _layout(model)
+        if lay is None:
             return False
-        if model.biases is not None or len(model.mixers) > MAX_BLOCKS:
+        params = lay[1]
+        if not all(_cpu_f32(p) and p.requires_grad for p in params):
             return False
-        if any(r > MAX_RANK for r in model.dims) or model.dims[-1] != 1:
+        trained = [p for p in model.parameters() if p.requires_grad]
+        if {id(p) for p in trained} != {id(p) for p in params}:
             return False
-        params = list(model.mixers)
-        for l, p in enumerate(params):
-            A, b = model.features(l)
-            for t in (p, A, b):
-                if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
-                    return False
-            if not p.requires_grad:
-                return False
         if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or len(optimizer.param_groups) != 1:
             return False
         group = optimizer.param_groups[0]
-        if {id(p) for p in group["params"]} != {id(p) for p in params} or len(group["params"]) != len(params):
+        if len(group["params"]) != len(params) or {id(p) for p in group["params"]} != {id(p) for p in params}:
             return False
         for flag in ("amsgrad", "maximize", "differentiable", "capturable"):
             if group.get(flag, False):
                 return False
-        if any(isinstance(group[k], torch.Tensor) and group[k].requires_grad for k in ("lr", "weight_decay")):
-            return False
         if hooks is not None and getattr(hooks, "fused_compatible", False) is not True:
             return False
         return kernel() is not None
@@ -448,8 +573,8 @@ class FusedEngine:
             st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         for name in ("exp_avg", "exp_avg_sq"):
             t = st[name]
-            if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous() or t.shape != p.shape:
-                st[name] = t.detach().to(device="cpu", dtype=torch.float32).contiguous().reshape(p.shape)
+            if not _cpu_f32(t) or t.shape != p.shape:
+                st[name] = t.detach().to(device="cpu", dtype=torch.float32).reshape(p.shape).contiguous()
         return st
 
     def _anchors(self) -> list[torch.Tensor | None]:
@@ -467,11 +592,11 @@ class FusedEngine:
     @torch.no_grad()
     def run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x (K, S, d), y (K, S) -> pre-update losses (K, S)."""
-        model = self.model
-        K, W = model.members, model.width
-        if x.dim() != 3 or x.shape[0] != K or x.shape[2] != model.in_dim or y.shape != x.shape[:2]:
+        model, params = self.model, self.params
+        K = params[0].shape[0]
+        if x.dim() != 3 or x.shape[0] != K or x.shape[2] != self.dims[0] or tuple(y.shape) != tuple(x.shape[:2]):
             raise ValueError(f"FusedEngine.run: x {tuple(x.shape)} / y {tuple(y.shape)} do not fit K={K}, "
-                             f"d={model.in_dim}")
+                             f"d={self.dims[0]}")
         S = x.shape[1]
         losses = torch.empty(K, S, dtype=torch.float32)
         if S == 0:
@@ -482,30 +607,33 @@ class FusedEngine:
         lr, wd, eps = float(group["lr"]), float(group["weight_decay"]), float(group["eps"])
         beta1, beta2 = (float(b) for b in group["betas"])
         decoupled = bool(group.get("decoupled_weight_decay", isinstance(self.optimizer, torch.optim.AdamW)))
-        states = [self._state(p) for p in self.params]
-        feats = [model.features(l) for l in range(len(self.params))]
-        anchors = self._anchors() if wd != 0 else [None] * len(self.params)
-        nblk = len(self.params)
-        dims = (ctypes.c_int * (nblk + 1))(*model.dims)
-        steps0 = (ctypes.c_double * nblk)(*[float(st["step"]) for st in states])
+        states = [self._state(p) for p in params]
+        anchors = self._anchors() if wd != 0 else [None] * len(params)
+        if self.kind == 0:
+            nl, width = len(params), model.width
+            feats = [model.features(l) for l in range(nl)]
+            A, b = _ptrs([f[0] for f in feats]), _ptrs([f[1] for f in feats])
+        else:
+            nl, width = len(params) // 2, 0
+            A = b = None
+        dims = (ctypes.c_int * (nl + 1))(*self.dims)
+        steps0 = (ctypes.c_double * len(params))(*[float(st["step"]) for st in states])
         hp = (ctypes.c_double * 5)(lr, beta1, beta2, eps, wd)
         nthreads = max(1, min(torch.get_num_threads(), K))
-        params = [p.data for p in self.params]
         rc = self.kernel(
-            K, S, W, nblk, dims,
-            _ptrs([A for A, _ in feats]), _ptrs([b for _, b in feats]), _ptrs(params),
-            _ptrs([st["exp_avg"] for st in states]), _ptrs([st["exp_avg_sq"] for st in states]),
-            _ptrs(anchors), xc.data_ptr(), yc.data_ptr(), losses.data_ptr(),
-            hp, 2 if decoupled else 1, steps0, nthreads,
+            self.kind, K, S, width, nl, dims, A, b,
+            _ptrs([p.data for p in params]), _ptrs([st["exp_avg"] for st in states]),
+            _ptrs([st["exp_avg_sq"] for st in states]), _ptrs(anchors),
+            xc.data_ptr(), yc.data_ptr(), losses.data_ptr(), hp, 2 if decoupled else 1, steps0, nthreads,
         )
         if rc != 0:
-            raise RuntimeError(f"fused RF-LR kernel failed (code {rc})")
+            raise RuntimeError(f"fused kernel failed (code {rc})")
         for st in states:
             if isinstance(st["step"], torch.Tensor):
                 st["step"].add_(S)
             else:
                 st["step"] = st["step"] + S
-        return losses.to(y.dtype) if y.dtype != torch.float32 else losses
+        return losses if y.dtype == torch.float32 else losses.to(y.dtype)
 
     def state_dict(self) -> dict:
         return {}
