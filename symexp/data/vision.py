@@ -187,17 +187,20 @@ class VisionData(L.LightningDataModule):
         permutations: int = 0,
         permutation_seed: int = 0,
         signal: float = 1.0,
+        downsample: int = 1,
         download: bool = False,
         seeds: Sequence[int] = (0,),
     ) -> None:
         super().__init__()
         if source not in SOURCES:
             raise ValueError(f"data.source: unknown source {source!r}; choose one of {SOURCES}")
-        if source in SHAPES and SHAPES[source] != (channels, image_size, num_classes):
+        if downsample < 1:
+            raise ValueError(f"data.downsample: must be >= 1, got {downsample}")
+        if source in SHAPES and SHAPES[source] != (channels, image_size * downsample, num_classes):
             c, s, k = SHAPES[source]
             raise ValueError(
-                f"data.channels: {source} has channels={c}, image_size={s}, num_classes={k}; "
-                f"got {channels}, {image_size}, {num_classes}"
+                f"data.image_size: {source} has channels={c}, image_size={s} (/ data.downsample={downsample}), "
+                f"num_classes={k}; got {channels}, {image_size}, {num_classes}"
             )
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value <= 0:
@@ -209,6 +212,7 @@ class VisionData(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.n_train, self.n_test, self.alpha, self.normalize = n_train, n_test, alpha, normalize
         self.augment, self.signal, self.download_missing = augment, signal, download
+        self.downsample = downsample
         self.seed = int(seeds[0])
         self.task_count = 1 + permutations
         pixels = image_size * image_size
@@ -224,7 +228,7 @@ class VisionData(L.LightningDataModule):
     def _load(self) -> None:
         if self.source == "synthetic":
             n_tr, n_te = self.n_train or 512, self.n_test or 256
-            shape = (self.channels, self.image_size, self.num_classes)
+            shape = (self.channels, self.image_size * self.downsample, self.num_classes)
             x_tr, y_tr = synthetic_images(n_tr, *shape, seed=self.seed * 2 + 1, signal=self.signal)
             x_te, y_te = synthetic_images(n_te, *shape, seed=self.seed * 2 + 2, signal=self.signal)
         else:
@@ -232,6 +236,8 @@ class VisionData(L.LightningDataModule):
             x_te, y_te = load_source(self.source, self.data_dir, "test", False)
             x_tr, y_tr = x_tr[: self.n_train], y_tr[: self.n_train]
             x_te, y_te = x_te[: self.n_test], y_te[: self.n_test]
+        if self.downsample > 1:
+            x_tr, x_te = (torch.nn.functional.avg_pool2d(x, self.downsample) for x in (x_tr, x_te))
         if self.normalize:
             mean = x_tr.mean((0, 2, 3), keepdim=True)
             std = x_tr.std((0, 2, 3), keepdim=True).clamp_min(1e-6)

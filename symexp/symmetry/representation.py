@@ -109,13 +109,14 @@ def _flat_jacobian(model: nn.Module, x: torch.Tensor, params: dict[str, torch.Te
 
 def ntk_ranks(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, tol: float = 1e-6) -> dict[str, float]:
     """Rank of the empirical NTK J J^T (J: per-sample output Jacobian) and of the per-sample loss-gradient
-    second moment G^T G, with singular values below tol * the largest treated as zero. For Fig. 14."""
+    second moment G^T G (the ranks of J and G themselves), singular values below tol * the largest
+    counting as zero. For Fig. 14."""
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     was_training = model.training
     model.eval()
     try:
         jac = _flat_jacobian(model, x, params).double()
-        out = {"ntk_rank": float(torch.linalg.matrix_rank(jac @ jac.T, rtol=tol)), "params": float(jac.shape[1])}
+        out = {"ntk_rank": float(torch.linalg.matrix_rank(jac, rtol=tol)), "params": float(jac.shape[1])}
         if y is not None:
             from torch.func import functional_call, grad, vmap
 
@@ -126,14 +127,14 @@ def ntk_ranks(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, 
 
             g = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
             gm = torch.cat([v.flatten(1) for v in g.values()], 1).double()
-            out["grad_cov_rank"] = float(torch.linalg.matrix_rank(gm.T @ gm / gm.shape[0], rtol=tol))
+            out["grad_cov_rank"] = float(torch.linalg.matrix_rank(gm, rtol=tol))
     finally:
         model.train(was_training)
     return out
 
 
 def permutation_rank_bound(model: nn.Module) -> float:
-    """Propositions 2-3 upper bound for a TwoLayer net: P - (in + out [+ 1 bias]) per neuron that
+    """Propositions 2-3 upper bound for an IdenticalNeuronsNet: P - (in + out [+ 1 bias]) per neuron that
     duplicates another (the permutation-symmetric subspace it is stuck in)."""
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
     distinct = model.distinct_neurons() if hasattr(model, "distinct_neurons") else getattr(model, "width", 0)
@@ -172,7 +173,7 @@ class RepresentationRank(Metric):
 
 
 class NTKRank(Metric):
-    """rank/ntk, rank/grad_cov and (for TwoLayer nets) rank/ntk_bound on n fixed test samples."""
+    """rank/ntk, rank/grad_cov and (for IdenticalNeuronsNet) rank/ntk_bound on n fixed test samples."""
 
     def __init__(self, n_samples: int = 100, tol: float = 1e-6, every_n_epochs: int = 0) -> None:
         super().__init__(every_n_epochs)
