@@ -34,7 +34,7 @@ def plot_partials(model, datamodule, path: Path, title: str | None = None) -> Pa
     grid = datamodule.grid
     out, blocks = partial_values(model, grid)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path.with_suffix(".npz"), grid=grid.numpy(), out=out, *blocks)
+    np.savez_compressed(path.with_suffix(".npz"), *blocks, grid=grid.numpy(), out=out)
     dim = grid.shape[1]
     name = title or type(model).__name__
     cols = len(blocks) + 1

@@ -15,8 +15,7 @@ def _config_fields(cfg: dict | None) -> dict:
     target = str(model.get("_target_", ""))
     return {
         "model": "rflr" if target.endswith("RFLR") else target.rsplit(".", 1)[-1].lower() or None,
-        "data": (cfg.get("data_name") or str((data.get("target") or {}).get("_target_", "")).rsplit(".", 1)[-1])
-        + (f"{data.get('dim')}d" if data.get("dim") else ""),
+        "data": data.get("label") or str(data.get("_target_", "")).rsplit(".", 1)[-1] or None,
         "rank": model.get("rank"),
         "width": model.get("width"),
         "depth": model.get("depth"),
@@ -27,11 +26,17 @@ def _config_fields(cfg: dict | None) -> dict:
 def collect(root: Path) -> list[dict]:
     """One row per member of every job below root; failed jobs give one row with their error."""
     rows = []
+    for hydra_dir in sorted(root.rglob(".hydra")):
+        job = hydra_dir.parent
+        if job != root and not (job / "results.json").exists():
+            rows.append({"job": str(job.relative_to(root)), "status": "failed",
+                         "error": "no results.json: the job was killed or is still running"})
     for path in sorted(root.rglob("results.json")):
         try:
             res = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            rows.append({"job": str(path.parent.relative_to(root)), "status": "failed", "error": f"unreadable: {exc}"})
+            job = str(path.parent.relative_to(root))
+            rows.append({"job": job, "status": "failed", "error": f"unreadable results.json: {exc}"})
             continue
         base = {
             "job": str(path.parent.relative_to(root)) or ".",
@@ -60,11 +65,18 @@ def write_csv(rows: list[dict], path: Path) -> Path:
 
 
 def write_report(root: Path, log_wandb: bool = False) -> list[Path]:
+    """summary.csv, summary.md and the paper figures in root; optionally one W&B summary run."""
+    from symexp.report.figures import write_figures
     from symexp.report.tables import summary_markdown
 
     rows = collect(root)
     paths = [write_csv(rows, root / "summary.csv")]
+    figures = write_figures(rows, root)
     md = root / "summary.md"
-    md.write_text(summary_markdown(rows))
-    paths.append(md)
+    md.write_text(summary_markdown(rows, figures={k: p.relative_to(root) for k, p in figures.items()}))
+    paths += [md, *figures.values()]
+    if log_wandb:
+        from symexp.report.wandb_summary import log_summary
+
+        log_summary(root, rows, md, figures)
     return paths

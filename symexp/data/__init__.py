@@ -1,0 +1,1 @@
+"""Data: symmetric targets with their transforms T, samplers, datamodules."""

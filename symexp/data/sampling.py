@@ -1,0 +1,36 @@
+"""Training-point samplers and the symmetric evaluation grid.
+
+Training points are never paired with their mirrors. ``positive_bias`` concentrates them in the
+positive orthant (each coordinate positive with probability 1 - flip_prob), the stress test of seed 000.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def sample(kind: str, n: int, dim: int, gen: torch.Generator, flip_prob: float = 0.1) -> torch.Tensor:
+    """n points in [-1, 1]^dim."""
+    if kind == "uniform":
+        return torch.rand(n, dim, generator=gen) * 2 - 1
+    if kind == "positive_bias":
+        mag = torch.rand(n, dim, generator=gen)
+        sign = torch.where(torch.rand(n, dim, generator=gen) < flip_prob, -1.0, 1.0)
+        return mag * sign
+    raise ValueError(f"data.sampling: unknown sampling {kind!r}; choose uniform or positive_bias")
+
+
+def mean_nearest_mirror_distance(x: torch.Tensor) -> torch.Tensor:
+    """Mean over training points of the distance from -x to the nearest training point (seed 000 reports
+    0.22 in 2D and 0.54-0.60 in 3D for its positive-bias sets). x (..., n, d) -> (...)."""
+    return torch.cdist(-x, x).min(-1).values.mean(-1)
+
+
+def symmetric_grid(dim: int, points_per_axis: int) -> torch.Tensor:
+    """A regular grid on [-1, 1]^dim with an odd count per axis: closed under negation, axis reflections
+    and coordinate permutations, so every transform maps grid points onto grid points."""
+    if points_per_axis % 2 == 0:
+        points_per_axis += 1
+    axis = torch.linspace(-1, 1, points_per_axis)
+    mesh = torch.meshgrid(*([axis] * dim), indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], -1)

@@ -1,0 +1,147 @@
+"""Seed 002's Figure 6: effective rank of the policy's last hidden layer and episode return against
+environment steps, mean and spread over seeds per variant (vanilla PPO, PPO+L2, PPO+syre), with the
+parameter (friction) changes marked.
+
+Every PPO job writes ``curves.csv`` and ``parameter_changes.csv`` in its job folder; this module reads
+them below a sweep folder: ``python -m symexp.report.ppo_figure DIR [--out PNG]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+PANELS = (("effective_rank_pct", "effective rank (% of width)"), ("return", "episode return"))
+COLORS = {"vanilla": "tab:blue", "l2": "tab:orange", "syre": "tab:green"}
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """NaN-aware trailing moving average (iterations without a finished episode hold NaN)."""
+    y = np.asarray(y, dtype=float)
+    if window <= 1:
+        return y
+    out = np.full_like(y, np.nan)
+    for i in range(len(y)):
+        seg = y[max(0, i - window + 1): i + 1]
+        seg = seg[np.isfinite(seg)]
+        if seg.size:
+            out[i] = seg.mean()
+    return out
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", "nan") else np.nan for r in rows]) for k in rows[0]}
+
+
+def _mark_changes(ax, steps) -> None:
+    for s in steps:
+        if s > 0:
+            ax.axvline(s, color="0.6", lw=0.7, ls="--", zorder=0)
+
+
+def _variant(name: str) -> str:
+    return name.rsplit("_", 1)[-1] if name else "run"
+
+
+def plot_single_run(curves: dict, changes, path: Path, title: str | None = None, window: int = 5) -> Path:
+    """One run's rank and return curves (the per-job figure)."""
+    x = np.asarray(curves["env_step"], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, (key, label) in zip(axes, PANELS):
+        y = np.asarray(curves[key], dtype=float)
+        ax.plot(x, smooth(y, window if key == "return" else 1), color="tab:green")
+        _mark_changes(ax, [c[0] for c in changes])
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(label)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def collect_runs(root: Path) -> dict[str, list[dict]]:
+    """variant -> runs (curves and change steps) for every job folder below root with a curves.csv."""
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for curves_path in sorted(root.rglob("curves.csv")):
+        job = curves_path.parent
+        name, seed = job.name, None
+        if (job / "results.json").exists():
+            res = json.loads((job / "results.json").read_text())
+            name, seed = res.get("name") or name, res.get("seed")
+        curves = _read_csv(curves_path)
+        if not curves:
+            continue
+        changes = _read_csv(job / "parameter_changes.csv") if (job / "parameter_changes.csv").exists() else {}
+        runs[_variant(name)].append({"name": name, "seed": seed, "curves": curves,
+                                     "changes": list(changes.get("env_step", []))})
+    return dict(runs)
+
+
+def aggregate(runs: list[dict], key: str, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps, mean and standard error over seeds, on the shortest common grid."""
+    n = min(len(r["curves"]["env_step"]) for r in runs)
+    x = runs[0]["curves"]["env_step"][:n]
+    ys = np.stack([smooth(r["curves"][key][:n], window) for r in runs])
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(ys, 0) if np.isfinite(ys).any() else np.full(n, np.nan)
+        count = np.isfinite(ys).sum(0)
+        sem = np.where(count > 1, np.nanstd(ys, 0, ddof=0) / np.sqrt(np.maximum(count, 1)), 0.0)
+    return x, mean, sem
+
+
+def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str | None = None) -> Path:
+    """Figure 6 for every variant found below root; returns the PNG path (root/ppo_figure6.png)."""
+    runs = collect_runs(Path(root))
+    if not runs:
+        raise FileNotFoundError(f"no curves.csv below {root}: run a PPO preset or sweep first")
+    out = Path(out) if out else Path(root) / "ppo_figure6.png"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    change_steps = sorted({s for rs in runs.values() for s in rs[0]["changes"]})
+    for ax, (key, label) in zip(axes, PANELS):
+        for variant, rs in sorted(runs.items()):
+            x, mean, sem = aggregate(rs, key, window if key == "return" else 1)
+            color = COLORS.get(variant)
+            ax.plot(x, mean, label=f"PPO+{variant} ({len(rs)} seeds)" if variant != "vanilla" else
+                    f"PPO ({len(rs)} seeds)", color=color)
+            ax.fill_between(x, mean - sem, mean + sem, alpha=0.25, color=color, lw=0)
+        _mark_changes(ax, change_steps)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(label)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title or f"Loss of plasticity: {Path(root).name} (dashed: parameter changes)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m symexp.report.ppo_figure", description=__doc__)
+    parser.add_argument("dir", type=Path, help="a sweep folder (or any folder) holding PPO job folders")
+    parser.add_argument("--out", type=Path, default=None, help="output PNG (default DIR/ppo_figure6.png)")
+    parser.add_argument("--window", type=int, default=5, help="iterations in the return's moving average")
+    args = parser.parse_args(argv)
+    if not args.dir.is_dir():
+        parser.error(f"{args.dir} is not a folder")
+    print(plot_sweep(args.dir, args.out, args.window))
+
+
+if __name__ == "__main__":
+    main()
