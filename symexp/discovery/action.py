@@ -1,0 +1,115 @@
+"""Learnable generators h_1..h_k in gl(n) and a learnable group action a(g, theta, X) (seed 003, Sec. 5).
+
+``kind: mlp`` is the paper's action, a 4-layer MLP (hidden 64) taking (vec g, theta, vec X); with
+``residual: true`` it outputs theta + MLP(...), which leaves the identity axiom to the loss but starts
+near it. ``kind: linear`` is the data-independent linear action a(g, theta) = g theta, for which h itself
+is comparable with a textbook generator. The infinitesimal action D_g a_X|_{I,theta}(h) is a forward-mode
+derivative (torch.func.jvp) of g -> a(g, theta, X) at g = I along h.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+_ACTS = {"silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+def _derivative(layer: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Elementwise derivative of an activation module at its input z."""
+    if isinstance(layer, nn.Tanh):
+        return 1 - torch.tanh(z) ** 2
+    if isinstance(layer, nn.SiLU):
+        s = torch.sigmoid(z)
+        return s * (1 + z * (1 - s))
+    if isinstance(layer, nn.ReLU):
+        return (z > 0).to(z)
+    return torch.func.jvp(layer, (z,), (torch.ones_like(z),))[1]
+
+
+class GeneratorModel(nn.Module):
+    """Holds h (k, n, n) and the action; built lazily once the target's sizes are known (build())."""
+
+    def __init__(
+        self,
+        k: int = 1,
+        kind: str = "mlp",
+        hidden: int = 64,
+        layers: int = 4,
+        activation: str = "silu",
+        residual: bool = True,
+        init_std: float = 0.5,
+        seeds: Sequence[int] = (0,),
+    ) -> None:
+        super().__init__()
+        if len(seeds) > 1:
+            raise ValueError("ensemble.size: generator learning trains one model; use ensemble.size=1")
+        if kind not in ("mlp", "linear"):
+            raise ValueError(f"model.kind: unknown action {kind!r}; choose mlp or linear")
+        if activation not in _ACTS:
+            raise ValueError(f"model.activation: unknown {activation!r}; choose one of {sorted(_ACTS)}")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"model.k: must be a positive integer, got {k!r}")
+        if layers < 2:
+            raise ValueError(f"model.layers: need at least 2 linear layers, got {layers}")
+        self.k, self.kind, self.hidden, self.layers = k, kind, hidden, layers
+        self.activation, self.residual, self.init_std = activation, residual, init_std
+        self.seed = int(seeds[0])
+        self.n = self.x_size = 0
+
+    @property
+    def members(self) -> int:
+        return 1
+
+    def build(self, n: int, x_size: int) -> GeneratorModel:
+        gen = torch.Generator().manual_seed(self.seed)
+        self.n, self.x_size = n, x_size
+        self.h = nn.Parameter(torch.randn(self.k, n, n, generator=gen) * self.init_std / n**0.5)
+        if self.kind == "mlp":
+            torch.manual_seed(self.seed)
+            dims = [n * n + n + x_size] + [self.hidden] * (self.layers - 1) + [n]
+            mods: list[nn.Module] = []
+            for i in range(len(dims) - 1):
+                mods.append(nn.Linear(dims[i], dims[i + 1]))
+                if i < len(dims) - 2:
+                    mods.append(_ACTS[self.activation]())
+            self.net = nn.Sequential(*mods)
+        return self
+
+    def act(self, g: torch.Tensor, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """a_X(g, theta): g (B, n, n), theta (B, n), x (B, x_size) -> (B, n)."""
+        if self.kind == "linear":
+            return (g @ theta[..., None])[..., 0]
+        out = self.net(torch.cat([g.flatten(-2), theta, x], -1))
+        return theta + out if self.residual else out
+
+    def identity(self, theta: torch.Tensor) -> torch.Tensor:
+        return torch.eye(self.n, device=theta.device, dtype=theta.dtype).expand(theta.shape[0], -1, -1)
+
+    def field(self, h: torch.Tensor, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """D_g a_X|_{I,theta}(h) for one h (n, n) at every sample: (B, n). Forward-mode by hand through the
+        MLP (tangent of the input = (vec h, 0, 0)): the same number as torch.func.jvp (see field_jvp, which
+        the tests compare against), several times cheaper on small batches."""
+        if self.kind == "linear":
+            return theta @ h.T
+        z = torch.cat([self.identity(theta).flatten(-2), theta, x], -1)
+        first = self.net[0]
+        dz = (h.reshape(-1) @ first.weight[:, : self.n * self.n].T).expand(theta.shape[0], -1)
+        z = first(z)
+        for layer in list(self.net)[1:]:
+            if isinstance(layer, nn.Linear):
+                z, dz = layer(z), dz @ layer.weight.T
+            else:
+                dz = dz * _derivative(layer, z)
+                z = layer(z)
+        return dz
+
+    def field_jvp(self, h: torch.Tensor, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The same infinitesimal action through torch.func.jvp (reference implementation)."""
+        eye = self.identity(theta).contiguous()
+        return torch.func.jvp(lambda g: self.act(g, theta, x), (eye,), (h.expand_as(eye).contiguous(),))[1]
+
+    def fields(self, theta: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.field(self.h[i], theta, x) for i in range(self.k)]

@@ -1,0 +1,189 @@
+"""Target networks whose parameter symmetries are searched for (seed 003, Sections 5.3-5.4).
+
+Every target is a function of one flat parameter vector theta (n,) and one data batch X; its loss is
+L(theta, X, Y) = ||f(theta, X) - Y||^2. ``known_tangents`` returns a basis of the tangent directions of
+the symmetries we know at (theta, X), against which ``gen/alignment`` measures the learned action:
+  * identity activation: GL(h) acting as V -> g V, U -> U g^-1 (data-independent, linear in theta);
+  * homogeneous activations (ReLU, leaky ReLU): positive diagonal rescaling of each hidden unit;
+  * invertible activations with k <= n_in data columns: REFERENCE.md's data-dependent GL(h) action
+    V' = sigma^-1(g sigma(V X)) X^+, U' = U g^-1, plus moves of V in the null space of X^T (which the
+    loss cannot see when X has fewer columns than rows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS: dict[str, tuple[Callable, Callable | None]] = {
+    # name -> (sigma, sigma' as a function of the pre-activation) ; sigma' None: not invertible
+    "identity": (lambda z: z, lambda z: torch.ones_like(z)),
+    "relu": (F.relu, None),
+    "leaky_relu": (lambda z: F.leaky_relu(z, 0.1), lambda z: torch.where(z > 0, 1.0, 0.1).to(z)),
+    "sigmoid": (torch.sigmoid, lambda z: torch.sigmoid(z) * (1 - torch.sigmoid(z))),
+    "tanh": (torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),
+}
+HOMOGENEOUS = {"identity", "relu", "leaky_relu"}
+
+
+def activation(name: str, key: str = "data.activation") -> tuple[Callable, Callable | None]:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"{key}: unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+class TargetNet:
+    """Base: a flat parameter layout [(name, shape)], the forward map and the loss for one sample."""
+
+    layout: list[tuple[str, tuple[int, ...]]]
+    x_shape: tuple[int, ...]
+    y_shape: tuple[int, ...]
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(s) for _, s in self.layout)
+
+    @property
+    def x_size(self) -> int:
+        return math.prod(self.x_shape)
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, i = {}, 0
+        for name, shape in self.layout:
+            size = math.prod(shape)
+            out[name] = theta[..., i : i + size].reshape(*theta.shape[:-1], *shape)
+            i += size
+        return out
+
+    def param_labels(self) -> list[str]:
+        labels = []
+        for name, shape in self.layout:
+            for idx in torch.cartesian_prod(*[torch.arange(s) for s in shape]).reshape(-1, len(shape)).tolist():
+                labels.append(f"{name}[{','.join(str(i) for i in idx)}]" if math.prod(shape) > 1 else name)
+        return labels
+
+    def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss of one sample: theta (n,), x x_shape, y y_shape -> scalar."""
+        return (self.forward(theta, x) - y).square().sum()
+
+    def batch_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.func.vmap(self.loss)(theta, x, y)
+
+    def known_tangents(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """(r, n) tangent vectors spanning the known symmetries at one sample, or None if none is known."""
+        return None
+
+    def known_generators(self) -> torch.Tensor | None:
+        """(r, n, n) generators of a known linear, data-independent action, or None."""
+        return None
+
+
+class TwoLayer(TargetNet):
+    """f = W2 sigma(W1 X): W1 (hidden x in_dim), W2 (out_dim x hidden), X (in_dim x k)."""
+
+    def __init__(self, in_dim: int = 1, hidden: int = 1, out_dim: int = 1, k: int = 1, act: str = "identity"):
+        for key, v in (("in_dim", in_dim), ("hidden", hidden), ("out_dim", out_dim), ("k", k)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"data.target.{key}: must be a positive integer, got {v!r}")
+        self.in_dim, self.hidden, self.out_dim, self.k, self.act = in_dim, hidden, out_dim, k, act
+        self.sigma, self.dsigma = activation(act, "data.target.act")
+        self.layout = [("W1", (hidden, in_dim)), ("W2", (out_dim, hidden))]
+        self.x_shape, self.y_shape = (in_dim, k), (out_dim, k)
+
+    def forward(self, theta, x):
+        p = self.unflatten(theta)
+        return p["W2"] @ self.sigma(p["W1"] @ x)
+
+    def _pack(self, dv: torch.Tensor, du: torch.Tensor) -> torch.Tensor:
+        return torch.cat([dv.reshape(-1), du.reshape(-1)])
+
+    def _basis(self, diagonal_only: bool) -> list[torch.Tensor]:
+        h = self.hidden
+        pairs = [(a, a) for a in range(h)] if diagonal_only else [(a, b) for a in range(h) for b in range(h)]
+        mats = []
+        for a, b in pairs:
+            e = torch.zeros(h, h)
+            e[a, b] = 1.0
+            mats.append(e)
+        return mats
+
+    def known_generators(self):
+        if self.act == "relu" or self.act == "leaky_relu" or self.act == "identity":
+            gens = []
+            n = self.n_params
+            for e in self._basis(diagonal_only=self.act != "identity"):
+                cols = []
+                for j in range(n):  # the linear map theta -> (E V, -U E) column by column
+                    t = torch.zeros(n)
+                    t[j] = 1.0
+                    p = self.unflatten(t)
+                    cols.append(self._pack(e @ p["W1"], -p["W2"] @ e))
+                gens.append(torch.stack(cols, 1))
+            return torch.stack(gens)
+        return None
+
+    def known_tangents(self, theta, x):
+        p = self.unflatten(theta)
+        v, u = p["W1"], p["W2"]
+        out = []
+        if self.act in HOMOGENEOUS:
+            for e in self._basis(diagonal_only=self.act != "identity"):
+                out.append(self._pack(e @ v, -u @ e))
+        if self.dsigma is not None and self.act != "identity" and self.k <= self.in_dim:
+            z = v @ x
+            s = self.sigma(z)
+            x_pinv = torch.linalg.pinv(x)
+            for e in self._basis(diagonal_only=False):  # data-dependent GL(h), first order
+                out.append(self._pack(((e @ s) / self.dsigma(z)) @ x_pinv, -u @ e))
+            null = torch.eye(self.in_dim) - x @ x_pinv
+            for a in range(self.hidden):  # V moves the data cannot see
+                for b in range(self.in_dim):
+                    e = torch.zeros(self.hidden, self.in_dim)
+                    e[a, b] = 1.0
+                    out.append(self._pack(e @ null, torch.zeros_like(u)))
+        return torch.stack(out) if out else None
+
+
+class ThreeLayerTanhSkip(TargetNet):
+    """f = W3 (tanh(W2 h1) + h1), h1 = tanh(W1 X): a three-layer tanh MLP whose middle layer has a skip
+    connection (our reading of seed 003's Fig. 4 network; the paper does not say where the skip sits).
+    Known: only the moves of W1 in the null space of X^T; anything else the search finds is new."""
+
+    def __init__(self, in_dim: int = 2, hidden: int = 2, out_dim: int = 1, k: int = 1):
+        self.in_dim, self.hidden, self.out_dim, self.k = in_dim, hidden, out_dim, k
+        self.layout = [("W1", (hidden, in_dim)), ("W2", (hidden, hidden)), ("W3", (out_dim, hidden))]
+        self.x_shape, self.y_shape = (in_dim, k), (out_dim, k)
+
+    def forward(self, theta, x):
+        p = self.unflatten(theta)
+        h1 = torch.tanh(p["W1"] @ x)
+        return p["W3"] @ (torch.tanh(p["W2"] @ h1) + h1)
+
+    def known_tangents(self, theta, x):
+        if self.k >= self.in_dim:
+            return None
+        null = torch.eye(self.in_dim) - x @ torch.linalg.pinv(x)
+        out = []
+        n = self.n_params
+        for a in range(self.hidden):
+            for b in range(self.in_dim):
+                e = torch.zeros(self.hidden, self.in_dim)
+                e[a, b] = 1.0
+                t = torch.zeros(n)
+                t[: self.hidden * self.in_dim] = (e @ null).reshape(-1)
+                out.append(t)
+        return torch.stack(out)
+
+
+def build_target(kind: str, **kwargs) -> TargetNet:
+    if kind == "two_layer":
+        return TwoLayer(**kwargs)
+    if kind == "three_layer_tanh_skip":
+        return ThreeLayerTanhSkip(**kwargs)
+    raise ValueError(f"data.target.kind: unknown target {kind!r}; choose two_layer or three_layer_tanh_skip")

@@ -1,0 +1,136 @@
+"""Generator learning (seed 003): learn h_1..h_k and a group action a(g, theta, X) whose infinitesimal
+action leaves the target network's loss invariant, on random (theta, X) samples.
+
+Automatic optimisation: Adam with the paper's step decay (x0.6 every 1000 steps). After training the task
+evaluates the learned symmetry (invariance against random directions, axiom residuals, finite flows,
+alignment with known symmetries, lifting to a wider and a deeper network) and draws h and the learned
+vector field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from symexp.discovery import evaluate as ev
+from symexp.discovery.action import GeneratorModel
+from symexp.discovery.data import GeneratorData
+from symexp.discovery.losses import DATA_DEPENDENT_GAMMAS, DATA_INDEPENDENT_GAMMAS, ObjectiveConfig, objective
+from symexp.tasks.base import SymexpTask
+
+GAMMA_PRESETS = {"data_independent": DATA_INDEPENDENT_GAMMAS, "data_dependent": DATA_DEPENDENT_GAMMAS}
+
+
+class GeneratorTask(SymexpTask):
+    def __init__(
+        self,
+        model: GeneratorModel,
+        datamodule: GeneratorData,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        steps: int = 10_000,
+        lr_decay: float = 0.6,
+        lr_decay_every: int = 1000,
+        gammas: str | Sequence[float] = "data_independent",
+        beta: float = 1.0,
+        objective: str = "infinitesimal",
+        assoc_form: str = "bracket",
+        t_max: float = 0.5,
+        sparse_warmup: int = 1000,
+        normalize_invariance: bool = True,
+        flow_arclength: float = 0.5,
+        flow_steps: int = 20,
+        n_align: int = 128,
+        lift: bool = True,
+        seeds: Sequence[int] = (0,),
+        syre=None,
+    ) -> None:
+        super().__init__(model, datamodule, seeds, syre)
+        if not isinstance(datamodule, GeneratorData):
+            raise ValueError("data: the generator task needs a gen_* data config (GeneratorData)")
+        if steps < 1:
+            raise ValueError(f"task.steps: must be positive, got {steps}")
+        if objective not in ("infinitesimal", "exponentiated"):
+            raise ValueError(f"task.objective: choose infinitesimal or exponentiated, got {objective!r}")
+        if assoc_form not in ("bracket", "paper"):
+            raise ValueError(f"task.assoc_form: choose bracket or paper, got {assoc_form!r}")
+        if isinstance(gammas, str):
+            if gammas not in GAMMA_PRESETS:
+                raise ValueError(f"task.gammas: unknown preset {gammas!r}; choose {sorted(GAMMA_PRESETS)} or 6 numbers")
+            gammas = GAMMA_PRESETS[gammas]
+        gammas = tuple(float(g) for g in gammas)
+        if len(gammas) != 6:
+            raise ValueError(f"task.gammas: need gamma1..gamma6 (6 numbers), got {len(gammas)}")
+        self.target = datamodule.target
+        model.build(self.target.n_params, self.target.x_size)
+        self.cfg = ObjectiveConfig(gammas=gammas, beta=beta, objective=objective, assoc_form=assoc_form, t_max=t_max,
+                                  sparse_warmup=sparse_warmup, normalize_invariance=normalize_invariance)
+        self.optimizer_factory = optimizer
+        self.steps, self.lr_decay, self.lr_decay_every = steps, lr_decay, lr_decay_every
+        self.flow_arclength, self.flow_steps, self.n_align, self.lift = flow_arclength, flow_steps, n_align, lift
+        self._final: dict[str, torch.Tensor] | None = None
+
+    def configure_optimizers(self):
+        opt = self.attach_syre(self.optimizer_factory(params=self.model.parameters()))
+        sched = torch.optim.lr_scheduler.StepLR(opt, self.lr_decay_every, self.lr_decay)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def trainer_defaults(self) -> dict:
+        return {"max_steps": self.steps, "max_epochs": -1, "num_sanity_val_steps": 0, "limit_val_batches": 0,
+                "log_every_n_steps": 50}
+
+    def training_step(self, batch, batch_idx):
+        theta, x, y = batch
+        loss, terms = objective(self.model, self.target, theta, x, y, self.cfg, self.global_step)
+        self.log("train/loss", loss, prog_bar=True)
+        for name, value in terms.items():
+            self.log(f"train/{name}", value)
+        return loss
+
+    # ---------------------------------------------------------------- evaluation
+    def _evaluate(self) -> dict[str, torch.Tensor]:
+        theta, x, y = (t.to(self.device) for t in self.datamodule.eval_set)
+        gen = torch.Generator().manual_seed(self.seeds[0] + 777)
+        inv = ev.invariance_errors(self.target, self.model, theta, x, y, gen)
+        flow_learned, flow_random = ev.finite_flow(self.target, self.model, theta, x, y, self.flow_arclength, gen,
+                                                   self.flow_steps)
+        out = {
+            "gen/invariance_learned": inv["learned"].max(),
+            "gen/invariance_random": inv["random"],
+            "gen/invariance_ratio": inv["ratio"],
+            "gen/identity": ev.identity_residual(self.model, theta, x),
+            "gen/assoc": ev.assoc_residual(self.model, theta, x),
+            "gen/flow_loss_change": flow_learned.max(),
+            "gen/flow_loss_change_random": flow_random,
+            "gen/flow_ratio": flow_random / flow_learned.max().clamp_min(1e-30),
+            "gen/alignment": ev.alignment(self.target, self.model, theta[: self.n_align], x[: self.n_align]),
+            "gen/h_alignment": ev.generator_alignment(self.target, self.model),
+        }
+        for i, value in enumerate(inv["learned"]):
+            out[f"gen/invariance_learned/h{i + 1}"] = value
+        if self.lift:
+            from symexp.discovery.lifting import lifted_loss_changes
+
+            out.update(lifted_loss_changes(self.target, self.model, self.flow_arclength, self.seeds[0]))
+        return {k: torch.as_tensor(v, dtype=torch.float32).detach().cpu().reshape(1) for k, v in out.items()}
+
+    def final_metrics(self) -> dict[str, torch.Tensor]:
+        if self._final is None:
+            with torch.enable_grad():
+                self._final = self._evaluate()
+        return self._final
+
+    def figures(self, fig_dir: Path) -> dict[str, Path]:
+        from symexp.discovery.plots import plot_generators
+
+        theta, x, _ = self.datamodule.eval_set
+        with torch.enable_grad():
+            eff = ev.effective_generators(self.model, theta, x).detach()
+        path = plot_generators(self.target, self.model, eff, fig_dir / "generators.png")
+        return {"generators": path}
+
+    def objective(self, metrics: dict) -> float | None:
+        value = metrics.get("gen/invariance_learned")
+        return float(value) if isinstance(value, float) and math.isfinite(value) else None
