@@ -10,7 +10,7 @@ def nearest_mirrors(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, tor
     """Index of the atom nearest to each atom's mirror and the distance: a (..., W, d), b (..., W)."""
     atoms = torch.cat([a, b[..., None]], -1)
     mirrors = torch.cat([-a, b[..., None]], -1)
-    dist = torch.cdist(mirrors, atoms)
+    dist = torch.cdist(mirrors, atoms, compute_mode="donot_use_mm_for_euclid_dist")
     d, idx = dist.min(-1)
     return idx, d
 
