@@ -43,6 +43,7 @@ import torch
 MAX_LAYERS = 16  # RF-LR blocks (depth + 1) or MLP layers
 
 _C_SOURCE = r"""
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,10 +248,25 @@ static void run_member_rflr(const job_t *jb, work_t *w, int k) {
             const int rin = jb->dims[l], rout = jb->dims[l + 1];
             const v8 *at = w->At[l], *b = w->bb[l];
             v8 *u = w->U[l];
-            for (int j = 0; j < nb; j++) {
-                v8 acc = b[j];
-                for (int i = 0; i < rin; i++) acc += at[(size_t)i * nb + j] * vset1(z[l][i]);
-                u[j] = vrelu(acc);
+            if (rin <= 8) {
+                for (int j = 0; j < nb; j++) {
+                    v8 acc = b[j];
+                    for (int i = 0; i < rin; i++) acc += at[(size_t)i * nb + j] * vset1(z[l][i]);
+                    u[j] = vrelu(acc);
+                }
+            } else {
+                for (int j = 0; j < nb; j++) u[j] = b[j];
+                int i = 0;
+                for (; i + 4 <= rin; i += 4) {
+                    const v8 z0 = vset1(z[l][i]), z1 = vset1(z[l][i + 1]), z2 = vset1(z[l][i + 2]), z3 = vset1(z[l][i + 3]);
+                    const v8 *a0 = at + (size_t)i * nb, *a1 = a0 + nb, *a2 = a1 + nb, *a3 = a2 + nb;
+                    for (int j = 0; j < nb; j++) u[j] += (a0[j] * z0 + a1[j] * z1) + (a2[j] * z2 + a3[j] * z3);
+                }
+                for (; i < rin; i++) {
+                    const v8 zi = vset1(z[l][i]), *ai = at + (size_t)i * nb;
+                    for (int j = 0; j < nb; j++) u[j] += ai[j] * zi;
+                }
+                for (int j = 0; j < nb; j++) u[j] = vrelu(u[j]);
             }
             for (int o = 0; o < rout; o++) z[l + 1][o] = vdot(w->P[l] + (size_t)o * nb, u, nb);
         }
