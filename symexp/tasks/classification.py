@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from symexp.data.augment import crop_flip
-from symexp.symmetry.representation import capture, covariance_eigenvalues, layer_ranks, ntk_ranks, permutation_rank_bound
+from symexp.symmetry.representation import (
+    capture,
+    covariance_eigenvalues,
+    layer_ranks,
+    ntk_ranks,
+    permutation_rank_bound,
+)
 from symexp.tasks.base import SymexpTask
 
 
