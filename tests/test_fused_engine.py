@@ -13,6 +13,7 @@ from symexp.engines.fused import FusedEngine
 from symexp.models.mlp import MLP
 from symexp.models.rflr import RFLR
 
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Tiny eager ops run fastest (and steadiest on a busy machine) single-threaded; restored after."""
