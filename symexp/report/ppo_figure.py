@@ -20,7 +20,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-PANELS = (("effective_rank_pct", "effective rank (% of width)"), ("return", "episode return"))
+PANELS = (
+    ("effective_rank_pct", "effective rank (% of width)"),
+    ("abs_approx_rank_pct", "abs approximate rank (% of width)"),
+    ("return", "episode return"),
+)
+LABELS = {"vanilla": "PPO", "l2": "PPO+L2", "syre": "PPO+syre"}
 COLORS = {"vanilla": "tab:blue", "l2": "tab:orange", "syre": "tab:green"}
 
 
@@ -59,7 +64,7 @@ def _variant(name: str) -> str:
 def plot_single_run(curves: dict, changes, path: Path, title: str | None = None, window: int = 5) -> Path:
     """One run's rank and return curves (the per-job figure)."""
     x = np.asarray(curves["env_step"], dtype=float)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.6))
     for ax, (key, label) in zip(axes, PANELS):
         y = np.asarray(curves[key], dtype=float)
         ax.plot(x, smooth(y, window if key == "return" else 1), color="tab:green")
@@ -111,25 +116,54 @@ def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str 
     if not runs:
         raise FileNotFoundError(f"no curves.csv below {root}: run a PPO preset or sweep first")
     out = Path(out) if out else Path(root) / "ppo_figure6.png"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 3.8))
     change_steps = sorted({s for rs in runs.values() for s in rs[0]["changes"]})
     for ax, (key, label) in zip(axes, PANELS):
         for variant, rs in sorted(runs.items()):
             x, mean, sem = aggregate(rs, key, window if key == "return" else 1)
             color = COLORS.get(variant)
-            ax.plot(x, mean, label=f"PPO+{variant} ({len(rs)} seeds)" if variant != "vanilla" else
-                    f"PPO ({len(rs)} seeds)", color=color)
+            ax.plot(x, mean, label=f"{LABELS.get(variant, variant)} ({len(rs)} seeds)", color=color)
             ax.fill_between(x, mean - sem, mean + sem, alpha=0.25, color=color, lw=0)
         _mark_changes(ax, change_steps)
         ax.set_xlabel("environment steps")
         ax.set_ylabel(label)
-    axes[1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     fig.suptitle(title or f"Loss of plasticity: {Path(root).name} (dashed: parameter changes)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def _phase_mean(run: dict, key: str, which: str) -> float:
+    """Mean of a curve over the first or the last phase (between parameter changes)."""
+    x, y = run["curves"]["env_step"], run["curves"][key]
+    cuts = [c for c in run["changes"] if c > 0]
+    if which == "first":
+        mask = x <= (cuts[0] if cuts else x[-1])
+    else:
+        mask = x > (cuts[-1] if cuts else x[0] - 1)
+    vals = y[mask & np.isfinite(y)]
+    return float(vals.mean()) if vals.size else float("nan")
+
+
+def summary_table(root: Path) -> str:
+    """Markdown: per variant, mean over seeds of rank, dead units and return in the first vs last phase."""
+    runs = collect_runs(Path(root))
+    head = ("| variant | seeds | changes | eff. rank % first -> last phase | abs approx rank % first -> last | "
+            "dead units first -> last | return first -> last phase |")
+    lines = [head, "|---|---:|---:|---|---|---|---|"]
+    for variant, rs in sorted(runs.items()):
+        def pair(key: str, fmt: str = ".1f", rs: list = rs) -> str:
+            a = np.nanmean([_phase_mean(r, key, "first") for r in rs])
+            b = np.nanmean([_phase_mean(r, key, "last") for r in rs])
+            return f"{a:{fmt}} -> {b:{fmt}}"
+
+        changes = np.mean([len([c for c in r["changes"] if c > 0]) for r in rs])
+        lines.append(f"| {variant} | {len(rs)} | {changes:.1f} | {pair('effective_rank_pct')} | "
+                     f"{pair('abs_approx_rank_pct')} | {pair('dead_units')} | {pair('return', '.0f')} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.dir.is_dir():
         parser.error(f"{args.dir} is not a folder")
     print(plot_sweep(args.dir, args.out, args.window))
+    table = summary_table(args.dir)
+    (args.dir / "ppo_summary.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":
