@@ -93,9 +93,12 @@ def alignment(target: TargetNet, model: GeneratorModel, theta, x) -> torch.Tenso
         basis = target.known_tangents(theta[b], x[b])
         if basis is None:
             return torch.tensor(math.nan)
-        q = torch.linalg.qr(basis.T.to(torch.float64)).Q  # (n, r) orthonormal
-        rank = int(torch.linalg.matrix_rank(basis.to(torch.float64)))
-        q = q[:, :rank]
+        basis = basis.to(torch.float64)
+        basis = basis[torch.isfinite(basis).all(-1)]  # e.g. 1/tanh' overflows where tanh saturates
+        basis = basis[basis.norm(dim=-1) > 0]
+        basis = basis / basis.norm(dim=-1, keepdim=True)
+        u, s, _ = torch.linalg.svd(basis.T, full_matrices=False)
+        q = u[:, s > 1e-8 * s.max()]  # (n, rank) orthonormal basis of the span
         for f in fields:
             v = f[b].to(torch.float64)
             scores.append((q.T @ v).norm() / v.norm().clamp_min(1e-30))

@@ -77,7 +77,8 @@ def random_transform(target: TwoLayer, arclength: float, gen: torch.Generator) -
     return fn
 
 
-def lifted_loss_changes(target, model, arclength: float, seed: int, n: int = 256, extra: int = 2) -> dict:
+def lifted_loss_changes(target, model, arclength: float, seed: int, n: int = 128, extra: int = 2,
+                        steps: int = 20) -> dict:
     """gen/lift_wider(_random), gen/lift_deeper(_random): median relative loss change of the wider and
     deeper networks after the learned flow (worst generator) or a random move of the same length on the
     block. Empty for targets that are not a two-layer block."""
@@ -103,7 +104,7 @@ def lifted_loss_changes(target, model, arclength: float, seed: int, n: int = 256
     base_w, base_d = wide_loss(w1, w2), deep_loss(deep)
     out: dict[str, torch.Tensor] = {}
     with torch.enable_grad():
-        transforms = [flow_transform(target, model, i, arclength) for i in range(model.k)]
+        transforms = [flow_transform(target, model, i, arclength, steps) for i in range(model.k)]
         wider = [relative_change(base_w, wide_loss(*lift_wider(t, w1, w2, x, h))).median() for t in transforms]
         deeper = [relative_change(base_d, deep_loss(lift_deeper(t, deep, x))).median() for t in transforms]
     rnd = random_transform(target, arclength, gen)

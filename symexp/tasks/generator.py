@@ -113,7 +113,8 @@ class GeneratorTask(SymexpTask):
         if self.lift:
             from symexp.discovery.lifting import lifted_loss_changes
 
-            out.update(lifted_loss_changes(self.target, self.model, self.flow_arclength, self.seeds[0]))
+            out.update(lifted_loss_changes(self.target, self.model, self.flow_arclength, self.seeds[0],
+                                           steps=self.flow_steps))
         return {k: torch.as_tensor(v, dtype=torch.float32).detach().cpu().reshape(1) for k, v in out.items()}
 
     def final_metrics(self) -> dict[str, torch.Tensor]:
