@@ -119,7 +119,7 @@ typedef struct {                /* one thread's padded, cache-resident copy of o
     float *z[MAXL + 1];
 } work_t;
 
-typedef struct { const job_t *job; int k0, k1, err; } slice_t;
+typedef struct { const job_t *job; int *next; int err; } slice_t;   /* members are handed out one at a time */
 
 /* Lay out the scratch (base == NULL: just count floats). Every array starts 64-byte aligned. */
 static size_t layout(const job_t *jb, work_t *w, float *base) {
@@ -340,7 +340,7 @@ static void *run_slice(void *arg) {
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);
 #endif
-    for (int k = sl->k0; k < sl->k1; k++) {
+    for (int k; (k = __atomic_fetch_add(sl->next, 1, __ATOMIC_RELAXED)) < jb->K;) {
         if (jb->kind == 0) run_member_rflr(jb, &w, k);
         else run_member_mlp(jb, &w, k);
     }
@@ -397,11 +397,12 @@ int symexp_fused_adam(int kind, int K, int S, int W, int nl, const int *dims,
     if (nthreads > K) nthreads = K;
     if (nthreads > 256) nthreads = 256;
     slice_t sl[256];
+    int next = 0;
     pthread_t th[256];
     int started[256];
     for (int t = 0; t < nthreads; t++) {
         sl[t].job = &jb; sl[t].err = 0;
-        sl[t].k0 = (int)((long long)K * t / nthreads); sl[t].k1 = (int)((long long)K * (t + 1) / nthreads);
+        sl[t].next = &next;
     }
     for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&th[t], 0, run_slice, &sl[t]) == 0;
     run_slice(&sl[0]);
