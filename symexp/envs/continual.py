@@ -9,6 +9,7 @@ same wrapper drives any other parameter (the pendulum's mass for the cheap envir
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
 
 import numpy as np
@@ -120,12 +121,8 @@ def physics_state(env) -> dict:
     out: dict = {"rng": u.np_random.bit_generator.state}
     tl = _time_limit(env)
     out["elapsed"] = None if tl is None else tl._elapsed_steps
-    if hasattr(u, "model") and hasattr(u, "data"):  # MuJoCo
-        mujoco = __import__("mujoco")
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        buf = np.empty(mujoco.mj_stateSize(u.model, spec))
-        mujoco.mj_getState(u.model, u.data, buf, spec)
-        out["mujoco"] = buf
+    if hasattr(u, "model") and hasattr(u, "data"):  # MuJoCo: all of MjData, derived quantities included
+        out["mujoco_data"] = pickle.dumps(u.data)  # (rewards read body positions left over from the last step)
     else:
         out["fields"] = {k: np.array(getattr(u, k), copy=True) for k in _CLASSIC_FIELDS if getattr(u, k, None) is not None}
     return out
@@ -137,8 +134,8 @@ def set_physics_state(env, state: dict) -> None:
     tl = _time_limit(env)
     if tl is not None:
         tl._elapsed_steps = state["elapsed"]
-    if "mujoco" in state:
+    if "mujoco_data" in state:
         mujoco = __import__("mujoco")
-        mujoco.mj_setState(u.model, u.data, state["mujoco"], mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_copyData(u.data, u.model, pickle.loads(state["mujoco_data"]))
     for k, v in state.get("fields", {}).items():
         setattr(u, k, np.array(v, copy=True))
