@@ -119,9 +119,9 @@ def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 3.8))
     change_steps = sorted({s for rs in runs.values() for s in rs[0]["changes"]})
     for ax, (key, label) in zip(axes, PANELS):
-        for variant, rs in sorted(runs.items()):
+        for i, (variant, rs) in enumerate(sorted(runs.items())):
             x, mean, sem = aggregate(rs, key, window if key == "return" else 1)
-            color = COLORS.get(variant)
+            color = COLORS.get(variant) or f"C{(i + 3) % 10}"
             ax.plot(x, mean, label=f"{LABELS.get(variant, variant)} ({len(rs)} seeds)", color=color)
             ax.fill_between(x, mean - sem, mean + sem, alpha=0.25, color=color, lw=0)
         _mark_changes(ax, change_steps)
