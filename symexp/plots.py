@@ -16,6 +16,15 @@ import torch  # noqa: E402
 MAX_UNITS = 8
 
 
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Every symexp figure is written this way: parent folder created, tight layout, figure closed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 @torch.no_grad()
 def partial_values(model, grid: torch.Tensor, member: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
     """Output and per-block partials of one member on the grid, highest-variance units first."""
@@ -58,7 +67,4 @@ def plot_partials(model, datamodule, path: Path, title: str | None = None) -> Pa
                 img = img[..., n // 2]  # the x_3 = 0 slice
             ax.imshow(img.T, origin="lower", extent=(-1, 1, -1, 1), cmap="RdBu_r")
             ax.set_title(f"{name}: {label}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from symexp.plots import save_figure  # noqa: E402
+
 REGIME_COLOURS = {
     "partial-symmetric": "tab:green", "output-only": "tab:red", "intermediate": "tab:orange",
     "underfit": "tab:gray", "diverged": "black",
@@ -51,7 +53,7 @@ def figure3(rows: list[dict], path: Path) -> Path | None:
     ax.set(xscale="log", yscale="log", xlabel="test MSE", ylabel="active partial defect (last block)",
            title="Figure 3: function/weight-space map (size = mirror mismatch)")
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _family(r: dict) -> str:
@@ -82,7 +84,7 @@ def figure4(rows: list[dict], path: Path, mse_max: float = 5e-3) -> Path | None:
     ax.legend(uniq.values(), uniq.keys(), fontsize=8)
     ax.set(yscale="log", xticks=range(3), xticklabels=fams, ylabel="active partial defect",
            title=f"Figure 4: low-loss runs (test MSE <= {mse_max:g}); bars = medians")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def figure5(rows: list[dict], path: Path) -> Path | None:
@@ -103,7 +105,7 @@ def figure5(rows: list[dict], path: Path) -> Path | None:
     ax.set(xscale="log", yscale="log", xlabel="test MSE", ylabel="active partial defect",
            title="Figure 5: positive-bias stress test")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def figure2(rows: list[dict], root: Path, path: Path) -> Path | None:
@@ -132,15 +134,8 @@ def figure2(rows: list[dict], root: Path, path: Path) -> Path | None:
                 ax.plot(-x, z[name][:, k], lw=0.8, ls="--", color=line.get_color(), alpha=0.6)
             ax.set_title(f"{label}: block {col + 1}", fontsize=9)
     fig.suptitle(f"Figure 2: partial functions on {data} (dashed: p(-x))")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def write_figures(rows: list[dict], root: Path) -> dict[str, Path]:

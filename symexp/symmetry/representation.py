@@ -16,12 +16,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from symexp.symmetry import rank
 from symexp.symmetry.metrics import Metric
-
-try:  # the shared singular-value rank definitions (REFERENCE.md), when present
-    from symexp.symmetry.rank import effective_rank as _sv_effective_rank
-except ImportError:  # pragma: no cover - only while rank.py is not in the tree
-    _sv_effective_rank = None
 
 
 # ---------------------------------------------------------------------------------------------- capture
@@ -52,35 +48,23 @@ def capture(model: nn.Module, x: torch.Tensor, layers: Sequence[str], call=None)
 
 
 def covariance_eigenvalues(features: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues (descending) of the centred feature covariance (features x features, or its Gram
-    twin when there are fewer samples than features: the non-zero spectrum is the same)."""
-    f = features.double()
-    f = f - f.mean(0, keepdim=True)
-    n = max(f.shape[0] - 1, 1)
-    gram = f @ f.T if f.shape[0] < f.shape[1] else f.T @ f
-    return torch.linalg.eigvalsh(gram / n).flip(0).clamp_min(0)
+    """Eigenvalues (descending) of the centred covariance of one (n, units) feature matrix."""
+    return rank.covariance_eigenvalues(features)[0]
 
 
 def covariance_rank(features: torch.Tensor, tol: float = 1e-4) -> int:
-    """Number of covariance eigenvalues at or above tol (seed 002 sets smaller ones to zero)."""
-    return int((covariance_eigenvalues(features) >= tol).sum())
+    """Covariance eigenvalues above tol (seed 002 sets smaller ones to zero), as a Python int."""
+    return int(rank.covariance_rank(features, tol)[0])
 
 
 def low_rankness(features: torch.Tensor, tol: float = 1e-5) -> float:
-    """Fraction of the feature dimensions whose covariance eigenvalue is below tol (Table 1)."""
-    eig = covariance_eigenvalues(features)
-    dims = features.shape[1]
-    return float(dims - int((eig >= tol).sum())) / dims
+    """Fraction of the feature dimensions whose covariance eigenvalue is below tol (seed 002 Table 1)."""
+    return float(rank.low_rankness(features, tol)[0])
 
 
 def effective_rank(features: torch.Tensor) -> float:
     """exp(entropy of the normalised singular values) of the samples x units matrix (REFERENCE.md)."""
-    if _sv_effective_rank is not None:
-        return float(_sv_effective_rank(features))
-    sv = torch.linalg.svdvals(features.double())
-    p = sv / sv.sum().clamp_min(1e-300)
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
+    return float(rank.effective_rank(features)[0])
 
 
 def layer_ranks(features: Mapping[str, torch.Tensor], tol: float = 1e-4, prefix: str = "rank") -> dict[str, float]:

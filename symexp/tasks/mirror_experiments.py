@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from symexp.plots import save_figure  # noqa: E402
 from symexp.tasks.base import SymexpTask  # noqa: E402
 
 
@@ -104,7 +105,7 @@ class MirrorSparsityTask(_InnerLoopTask):
             ax.set_title(title, fontsize=9)
         axes[0].set_ylabel(f"sparsity (|theta_i| < {self.tol:g})")
         axes[1].legend(fontsize=7)
-        return {"sparsity": _save(fig, fig_dir / "sparsity.png")}
+        return {"sparsity": save_figure(fig, fig_dir / "sparsity.png")}
 
 
 class MirrorRankTask(_InnerLoopTask):
@@ -158,7 +159,7 @@ class MirrorRankTask(_InnerLoopTask):
         ax.set_xlabel("gradient noise std (0 drawn at 1e-4)")
         ax.set_ylabel("rank of W")
         ax.legend(fontsize=7)
-        return {"rank": _save(fig, fig_dir / "rank.png")}
+        return {"rank": save_figure(fig, fig_dir / "rank.png")}
 
 
 class MirrorPlasticityTask(_InnerLoopTask):
@@ -215,12 +216,5 @@ class MirrorPlasticityTask(_InnerLoopTask):
         ax.set_xlabel("task")
         ax.set_ylabel("relative training loss at task end")
         ax.legend(fontsize=7)
-        return {"plasticity": _save(fig, fig_dir / "plasticity.png")}
+        return {"plasticity": save_figure(fig, fig_dir / "plasticity.png")}
 
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

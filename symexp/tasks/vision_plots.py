@@ -13,13 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from symexp.plots import save_figure  # noqa: E402
 
 
 def plot_training(loss_history: Sequence[tuple[int, float]], epochs: Sequence[Mapping[str, float]], path: Path) -> Path:
@@ -42,7 +36,7 @@ def plot_training(loss_history: Sequence[tuple[int, float]], epochs: Sequence[Ma
     if rank_keys:
         axes[2].legend(fontsize=7)
     axes[2].set(xlabel="epoch", ylabel="rank", title="covariance rank")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_spectra(spectra: Mapping[str, torch.Tensor], tol: float, path: Path) -> Path:
@@ -53,7 +47,7 @@ def plot_spectra(spectra: Mapping[str, torch.Tensor], tol: float, path: Path) ->
     ax.axhline(tol, color="gray", ls="--", lw=0.8)
     ax.set(xlabel="index", ylabel="eigenvalue", title="feature covariance spectrum")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(rows: Sequence[torch.Tensor], labels: Sequence[str], path: Path) -> Path:
@@ -69,7 +63,7 @@ def plot_image_grid(rows: Sequence[torch.Tensor], labels: Sequence[str], path: P
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r][0].set_ylabel(label, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(x: Sequence[float], series: Mapping[str, Sequence[float]], xlabel: str, path: Path,
@@ -79,7 +73,7 @@ def plot_curves(x: Sequence[float], series: Mapping[str, Sequence[float]], xlabe
     for ax, (name, ys) in zip(axes[0], series.items()):
         ax.plot(x, ys, marker="o", ms=3)
         ax.set(xlabel=xlabel, ylabel=ylabel or name, title=title or name)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_continual(new_task_acc: Sequence[float], ranks: Mapping[str, Sequence[float]], matrix: np.ndarray, path: Path) -> Path:
@@ -97,4 +91,4 @@ def plot_continual(new_task_acc: Sequence[float], ranks: Mapping[str, Sequence[f
     im = axes[2].imshow(matrix, vmin=0, vmax=1, cmap="viridis")
     axes[2].set(xlabel="evaluated on task", ylabel="after training task")
     fig.colorbar(im, ax=axes[2])
-    return _save(fig, path)
+    return save_figure(fig, path)
