@@ -288,12 +288,14 @@ class StaticBias(SyreBase):
                 for p, t0, D in items:
                     p.sub_(c * D * (p - t0)).div_(1 - c)
                 continue
+            if not self.D:  # the default: one fused multi-tensor add, no temporaries
+                pairs = [(p.grad, t0) for p, t0, _ in items if p.grad is not None]
+                if pairs:
+                    grads, t0s = zip(*pairs)
+                    torch._foreach_add_(list(grads), list(t0s), alpha=-wd)
+                continue
             for p, t0, D in items:
-                if p.grad is None:
-                    continue
-                if D is None:
-                    p.grad.add_(t0, alpha=-wd)
-                else:  # optimizer adds wd p; want wd D (p - theta0)
+                if p.grad is not None:  # optimizer adds wd p; want wd D (p - theta0)
                     p.grad.add_(wd * ((D - 1) * p - D * t0))
 
     @torch.no_grad()
@@ -304,9 +306,7 @@ class StaticBias(SyreBase):
             wd = float(group["weight_decay"])
             if wd == 0 or not decoupled:
                 continue
-            c = _lr(group) * wd
-            for p, t0, _ in items:
-                p.add_(t0, alpha=c)
+            torch._foreach_add_([p for p, _, _ in items], [t0 for _, t0, _ in items], alpha=_lr(group) * wd)
 
     def anchors(self, model: nn.Module) -> dict[str, torch.Tensor | None]:
         if not self.theta0:
@@ -356,6 +356,9 @@ class WFix(SyreBase):
         self.masks: dict[str, torch.Tensor] = {}
         self.values: dict[str, torch.Tensor] = {}
         self._params: dict[str, nn.Parameter] = {}
+        self._plist: list[nn.Parameter] = []
+        self._keep: list[torch.Tensor] = []
+        self._fixed: list[torch.Tensor] = []
 
     def _per_row(self, cols: int) -> int:
         k = self.count if self.count is not None else round(self.fraction * cols)
@@ -382,18 +385,25 @@ class WFix(SyreBase):
             for n, t in both.items():
                 m, v = (t[:, 0], t[:, 1]) if stacked else (t[0], t[1])
                 self.masks[n], self.values[n] = m.bool().to(sel[n].device), v.to(sel[n])
+        # p <- p * keep + fixed (exact: p * 0 + v = v, p * 1 + 0 = p), as lists for fused multi-tensor ops
+        names = list(self._params)
+        self._plist = [self._params[n] for n in names]
+        self._keep = [(~self.masks[n]).to(self._params[n].dtype) for n in names]
+        self._fixed = [torch.where(self.masks[n], self.values[n], torch.zeros_like(self.values[n])) for n in names]
         self._rewrite()
 
     @torch.no_grad()
     def _rewrite(self) -> None:
-        for n, p in self._params.items():
-            p.copy_(torch.where(self.masks[n], self.values[n], p))
+        if self._plist:
+            torch._foreach_mul_(self._plist, self._keep)
+            torch._foreach_add_(self._plist, self._fixed)
 
     @torch.no_grad()
     def before_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        for n, p in self._params.items():
-            if p.grad is not None:
-                p.grad.masked_fill_(self.masks[n], 0.0)
+        pairs = [(p.grad, k) for p, k in zip(self._plist, self._keep) if p.grad is not None]
+        if pairs:
+            grads, keeps = zip(*pairs)
+            torch._foreach_mul_(list(grads), list(keeps))
 
     def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         self._rewrite()
