@@ -385,11 +385,13 @@ class WFix(SyreBase):
             for n, t in both.items():
                 m, v = (t[:, 0], t[:, 1]) if stacked else (t[0], t[1])
                 self.masks[n], self.values[n] = m.bool().to(sel[n].device), v.to(sel[n])
-        # p <- p * keep + fixed (exact: p * 0 + v = v, p * 1 + 0 = p), as lists for fused multi-tensor ops
-        names = list(self._params)
-        self._plist = [self._params[n] for n in names]
-        self._keep = [(~self.masks[n]).to(self._params[n].dtype) for n in names]
-        self._fixed = [torch.where(self.masks[n], self.values[n], torch.zeros_like(self.values[n])) for n in names]
+        # p <- p * keep + values with values zero off the mask (exact: p * 0 + v = v, p * 1 + 0 = p), as lists
+        # for fused multi-tensor ops; state: mask and keep (bool) and values, 1.5 copies of the fixed weights
+        for n in self._params:
+            self.values[n] = torch.where(self.masks[n], self.values[n], torch.zeros_like(self.values[n]))
+        self._plist = list(self._params.values())
+        self._keep = [~self.masks[n] for n in self._params]
+        self._fixed = [self.values[n] for n in self._params]
         self._rewrite()
 
     @torch.no_grad()

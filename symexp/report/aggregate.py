@@ -20,7 +20,29 @@ def _config_fields(cfg: dict | None) -> dict:
         "width": model.get("width"),
         "depth": model.get("depth"),
         "sampling": data.get("sampling"),
+        "syre_variant": _syre_variant(cfg.get("syre")) if "syre" in cfg else None,
     }
+
+
+def _syre_variant(syre: dict | None) -> str:
+    """The syre option a config used (off / static_bias / offset / advanced / wfix / sigma_asym)."""
+    target = str((syre or {}).get("_target_", "")).rsplit(".", 1)[-1]
+    if not target:
+        return "off"
+    if target == "StaticBias":
+        if (syre or {}).get("form") == "offset":
+            return "offset"
+        return "advanced" if float((syre or {}).get("sigma_D") or 0) > 0 else "static_bias"
+    return {"WFix": "wfix", "SigmaAsym": "sigma_asym", "Off": "off"}.get(target, target)
+
+
+def _overrides(job: Path) -> str | None:
+    """The job's Hydra command-line overrides ("a=1 b=2"), which tell sweep jobs apart in the report."""
+    path = job / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return None
+    items = [line.strip()[2:].strip() for line in path.read_text().splitlines() if line.strip().startswith("- ")]
+    return " ".join(i.strip("'\"") for i in items) or None
 
 
 def collect(root: Path) -> list[dict]:
@@ -40,6 +62,7 @@ def collect(root: Path) -> list[dict]:
             continue
         base = {
             "job": str(path.parent.relative_to(root)) or ".",
+            "overrides": _overrides(path.parent),
             "name": res.get("name"),
             "status": res.get("status"),
             "error": res.get("error"),

@@ -139,9 +139,63 @@ def positive_bias(rows: list[dict], mse_max: float = 5e-3) -> list[str]:
     return out + ["", "seed 000: MLP 3.28e-4 / 1.30; RF-LR rank 8 3.59e-4 / 1.13e-2; rank 128 2.93e-4 / 6.57e-3.", ""]
 
 
+# seed 002's synthetic experiments: the metrics that decide each figure's claim (fnmatch patterns)
+SYRE_KEYS = {
+    "syre_ridge": ("ridge/closed_form_gap", "ridge/theta0_shift", "test/mse/d90", "test/mse/d100", "test/mse/d110",
+                   "test/mse/d400"),
+    "syre_reparam": ("sym/dead_coordinates", "test/mse", "train/loss"),
+    "syre_symbench": ("sym/symmetry_degree", "train/objective"),
+    "syre_teacher_student": ("rank/covariance_rank/hidden", "rank/effective_rank/hidden", "rank/dead_units/hidden",
+                             "test/loss", "train/loss"),
+    "syre_two_layer": ("sym/distinct_neurons*", "train/loss", "train/acc", "test/acc"),
+    "syre_fcn": ("train/acc", "test/acc", "rank/first_pre/cov_rank", "rank/first_post/cov_rank"),
+}
+
+
+def _syre_variant(r: dict) -> str:
+    over = str(r.get("overrides") or "")
+    for item in over.split():
+        if item.startswith("syre="):
+            return item.split("=", 1)[1]
+    return str(r.get("syre_variant") or "preset")
+
+
+def syre_tables(rows: list[dict]) -> list[str]:
+    """Seed 002's synthetic experiments: one row per sweep setting (its overrides), median over members
+    of the metrics that decide the figure (SYRE_KEYS), so syre / vanilla / baselines sit side by side."""
+    import fnmatch
+
+    ok = [r for r in rows if r.get("status") == "ok" and str(r.get("name", "")).startswith("syre_")]
+    by_name: dict[str, list[dict]] = defaultdict(list)
+    for r in ok:
+        by_name[str(r["name"])].append(r)
+    out = []
+    for name, rs in sorted(by_name.items()):
+        present = {k for r in rs for k, v in r.items() if _num(v) is not None}
+        pats = SYRE_KEYS.get(name, ())
+        keys = sorted({k for k in present for p in pats if fnmatch.fnmatchcase(k, p)},
+                      key=lambda k: next(i for i, p in enumerate(pats) if fnmatch.fnmatchcase(k, p)))
+        if not keys:
+            continue
+        cells: dict[str, list[dict]] = defaultdict(list)
+        for r in rs:
+            rest = " ".join(i for i in str(r.get("overrides") or "").split() if not i.startswith("syre="))
+            cells[f"{_syre_variant(r)}\x00{rest}"].append(r)
+        out += [f"## {name} (seed 002): median over members", "",
+                "| syre | setting | n | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
+        for cell in sorted(cells, key=lambda c: (c.split("\x00")[1], c)):
+            variant, rest = cell.split("\x00")
+            group = cells[cell]
+            out.append(f"| {variant} | {rest or '–'} | {len(group)} | "
+                       + " | ".join(_fmt(_median([r.get(k) for r in group])) for k in keys) + " |")
+        out.append("")
+    return out
+
+
 def generic(rows: list[dict]) -> list[str]:
     """Other experiment families: median of every numeric metric per experiment name."""
-    other = [r for r in rows if r.get("status") == "ok" and not _is_symmetry_row(r)]
+    other = [r for r in rows if r.get("status") == "ok" and not _is_symmetry_row(r)
+             and str(r.get("name", "")) not in SYRE_KEYS]
     if not other:
         return []
     skip = {"seed", "rank", "width", "depth"}
@@ -176,7 +230,7 @@ def summary_markdown(rows: list[dict], figures: dict | None = None) -> str:
         f"{len(jobs)} jobs, {len(rows)} member rows: " + ", ".join(f"{n} {s}" for s, n in status.most_common()) + ".",
         "",
     ]
-    for section in (separation, table1, regime_counts, positive_bias, generic, failures):
+    for section in (separation, table1, regime_counts, positive_bias, syre_tables, generic, failures):
         lines += section(rows)
     if figures:
         lines += ["## Figures", ""] + [f"- {name}: ![{name}]({path})" for name, path in figures.items()] + [""]

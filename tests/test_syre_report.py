@@ -1,0 +1,43 @@
+"""The report's seed 002 section: sweep jobs of a syre experiment are told apart by their overrides and
+the figure-deciding metrics appear side by side (median over members)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from symexp.report.aggregate import collect, write_report
+from symexp.report.tables import syre_tables
+
+
+def _job(root: Path, n: int, overrides: list[str], syre: dict, members: list[dict]) -> None:
+    job = root / str(n)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    res = {"schema": 1, "status": "ok", "name": "syre_symbench", "seed": 0,
+           "config": {"syre": syre, "model": {"_target_": "symexp.models.objectives.SymmetryBenchmark"}},
+           "metrics": {}, "members": [{"seed": k, "status": "ok", "metrics": m} for k, m in enumerate(members)]}
+    (job / "results.json").write_text(json.dumps(res))
+
+
+def test_syre_section_splits_variants_and_settings(tmp_path: Path) -> None:
+    _job(tmp_path, 0, ["model.structure=unstructured", "syre=static_bias"],
+         {"_target_": "symexp.syre.StaticBias", "sigma0": 1.0},
+         [{"sym/symmetry_degree": 2.0, "train/objective": -5.0}, {"sym/symmetry_degree": 4.0, "train/objective": -7.0}])
+    _job(tmp_path, 1, ["model.structure=unstructured", "syre=off"], {},
+         [{"sym/symmetry_degree": 900.0, "train/objective": -6.0}])
+    _job(tmp_path, 2, ["model.structure=structured", "syre.fraction=0.1"], {"_target_": "symexp.syre.WFix"},
+         [{"sym/symmetry_degree": 50.0, "train/objective": -1.0}])
+    rows = collect(tmp_path)
+    assert {r["syre_variant"] for r in rows} == {"static_bias", "off", "wfix"}
+    lines = syre_tables(rows)
+    table = [line for line in lines if line.startswith("| ")]
+    assert table[0] == "| syre | setting | n | sym/symmetry_degree | train/objective |"
+    body = {tuple(c.strip() for c in line.strip("|").split("|")[:3]): line for line in table[1:]}
+    assert "| 3 | -6 |" in body[("static_bias", "model.structure=unstructured", "2")]  # medians
+    assert "| 900 | -6 |" in body[("off", "model.structure=unstructured", "1")]
+    # no syre= override: the variant comes from the config
+    assert ("wfix", "model.structure=structured syre.fraction=0.1", "1") in body
+    write_report(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "## syre_symbench (seed 002)" in md and "Other experiments" not in md
