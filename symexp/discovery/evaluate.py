@@ -83,26 +83,98 @@ def finite_flow(target, model, theta, x, y, arclength: float, gen: torch.Generat
     return torch.stack(learned), random
 
 
+def _span(basis: torch.Tensor) -> torch.Tensor:
+    """(n, rank) orthonormal basis of the span of the rows of ``basis`` (non-finite and zero rows dropped)."""
+    basis = basis.to(torch.float64)
+    basis = basis[torch.isfinite(basis).all(-1)]  # e.g. 1/tanh' overflows where tanh saturates
+    basis = basis[basis.norm(dim=-1) > 0]
+    if basis.shape[0] == 0:
+        return basis.new_zeros(basis.shape[1], 0)
+    basis = basis / basis.norm(dim=-1, keepdim=True)
+    u, s, _ = torch.linalg.svd(basis.T, full_matrices=False)
+    return u[:, s > 1e-8 * s.max()]
+
+
+def alignment_report(target: TargetNet, model: GeneratorModel, theta, x) -> dict[str, torch.Tensor]:
+    """How each learned infinitesimal action v_i = D_g a_X(h_i) relates to the known symmetries, averaged over
+    the samples (theta, X):
+      gen/alignment (and /h<i>): |P v| / |v|, P the orthogonal projection onto the span of all known tangents
+        at theta (one known tangent: exactly |cos(v, t)|); NaN where nothing is known;
+      gen/alignment/<family>/h<i>: the same against one family of known_tangent_groups (e.g. gl_data, unseen);
+      gen/layer_share/<layer>/h<i>: |v_layer|^2 / |v|^2, which weights the generator moves;
+      gen/unexplained/<layer>/h<i>: |(v - P v)_layer|^2 / |v|^2, where the part outside the known span sits
+        (their sum is 1 - alignment^2 per sample): what a new symmetry acts on."""
+    fields = [f.detach().to(torch.float64) for f in model.fields(theta, x.flatten(1))]
+    names = [name for name, _ in target.layout]
+    sizes = [math.prod(shape) for _, shape in target.layout]
+    acc: dict[str, list[torch.Tensor]] = {}
+
+    def add(key: str, value: torch.Tensor) -> None:
+        acc.setdefault(key, []).append(value)
+
+    all_groups = [target.known_tangent_groups(theta[b], x[b]) for b in range(theta.shape[0])]
+    families = sorted({name for groups in all_groups for name in groups})
+    for b, groups in enumerate(all_groups):
+        spans = {name: _span(groups[name]) if name in groups else None for name in families}
+        union = _span(torch.cat(list(groups.values()))) if groups else None
+        for i, f in enumerate(fields):
+            v = f[b]
+            norm = v.norm().clamp_min(1e-30)
+            if union is not None:
+                proj = union @ (union.T @ v)
+                add(f"gen/alignment/h{i + 1}", (union.T @ v).norm() / norm)
+                for name, q in spans.items():  # a family absent at this sample counts as 0
+                    add(f"gen/alignment/{name}/h{i + 1}", (q.T @ v).norm() / norm if q is not None else 0 * norm)
+            else:
+                proj = torch.zeros_like(v)
+            for layer, part, rest in zip(names, v.split(sizes), (v - proj).split(sizes)):
+                add(f"gen/layer_share/{layer}/h{i + 1}", part.square().sum() / norm**2)
+                add(f"gen/unexplained/{layer}/h{i + 1}", rest.square().sum() / norm**2)
+    out = {key: torch.stack(vals).mean().float() for key, vals in acc.items()}
+    per_gen = [out[f"gen/alignment/h{i + 1}"] for i in range(model.k) if f"gen/alignment/h{i + 1}" in out]
+    out["gen/alignment"] = torch.stack(per_gen).mean() if per_gen else torch.tensor(math.nan)
+    return out
+
+
 def alignment(target: TargetNet, model: GeneratorModel, theta, x) -> torch.Tensor:
-    """gen/alignment: mean over samples and generators of the |cosine| between the learned infinitesimal
-    action v and the known symmetry's tangent space at theta, i.e. |P v| / |v| with P the orthogonal
-    projection onto the span of the known tangents (for one known tangent: |cos(v, t)|). NaN if none."""
-    fields = model.fields(theta, x.flatten(1))
-    scores = []
-    for b in range(theta.shape[0]):
-        basis = target.known_tangents(theta[b], x[b])
-        if basis is None:
-            return torch.tensor(math.nan)
-        basis = basis.to(torch.float64)
-        basis = basis[torch.isfinite(basis).all(-1)]  # e.g. 1/tanh' overflows where tanh saturates
-        basis = basis[basis.norm(dim=-1) > 0]
-        basis = basis / basis.norm(dim=-1, keepdim=True)
-        u, s, _ = torch.linalg.svd(basis.T, full_matrices=False)
-        q = u[:, s > 1e-8 * s.max()]  # (n, rank) orthonormal basis of the span
-        for f in fields:
-            v = f[b].to(torch.float64)
-            scores.append((q.T @ v).norm() / v.norm().clamp_min(1e-30))
-    return torch.stack(scores).mean().float()
+    """gen/alignment: mean over samples and generators of |P v| / |v| (see alignment_report). NaN if none."""
+    return alignment_report(target, model, theta, x)["gen/alignment"]
+
+
+def data_dependence(model: GeneratorModel, theta, x, gen: torch.Generator) -> torch.Tensor:
+    """(k,) mean |v(theta, X) - v(theta, X')| / |v(theta, X)| with X' another sample's data: 0 for a
+    data-independent action, about sqrt(2) for a field that forgets theta and follows X."""
+    x = x.flatten(1)
+    other = x[torch.randperm(x.shape[0], generator=gen)]
+    a, b = model.fields(theta, x), model.fields(theta, other)
+    return torch.stack([((fa - fb).norm(dim=-1) / fa.norm(dim=-1).clamp_min(1e-30)).mean() for fa, fb in zip(a, b)])
+
+
+INVARIANT_RATIO = 10.0  # a generator counts as learned if its invariance error is this far below random
+MATCH_ALIGNMENT = 0.95  # ... and as a known symmetry if this much of its field lies in the known span
+
+
+def verdict(metrics: dict[str, float], i: int) -> str:
+    """Classify generator h_i from measured metrics (not from its picture): 'not learned' if its invariance
+    error is less than INVARIANT_RATIO below random directions; 'matches known <families>' if its alignment
+    with the known span is >= MATCH_ALIGNMENT; otherwise 'new', with where its unexplained part sits."""
+    tag = f"h{i}"
+    learned = metrics.get(f"gen/invariance_learned/{tag}", math.nan)
+    ratio = metrics.get("gen/invariance_random", math.nan) / max(learned, 1e-30)
+    if not ratio >= INVARIANT_RATIO:
+        return f"not learned (invariance {ratio:.1f}x below random)"
+    layers = sorted({k.split("/")[2] for k in metrics if k.startswith("gen/layer_share/")})
+    align = metrics.get(f"gen/alignment/{tag}", math.nan)
+    if math.isfinite(align) and align >= MATCH_ALIGNMENT:
+        fams = {k.split("/")[2]: v for k, v in metrics.items()
+                if k.startswith("gen/alignment/") and k.endswith(f"/{tag}") and k.count("/") == 3}
+        parts = ", ".join(f"{name} {value:.2f}" for name, value in sorted(fams.items(), key=lambda kv: -kv[1]))
+        return f"matches known ({parts})"
+    where = {layer: metrics.get(f"gen/unexplained/{layer}/{tag}", 0.0) for layer in layers}
+    total = sum(where.values())
+    on = "+".join(layer for layer, value in where.items() if value >= 0.15 * total)
+    known = f"alignment {align:.2f}" if math.isfinite(align) else "no known symmetry"
+    return f"new ({known}; {100 * total:.0f}% of |v|^2 outside the known span, on {on})"
 
 
 def generator_alignment(target: TargetNet, model: GeneratorModel) -> torch.Tensor:

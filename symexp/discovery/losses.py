@@ -54,14 +54,30 @@ def field_jacobian_vector(model: GeneratorModel, h_out, theta, x, v_in) -> torch
     return jvp(lambda th: model.field(h_out, th, x), (theta,), (v_in,))[1]
 
 
+def bracket_residuals(model: GeneratorModel, pairs, theta, x, fields, form: str) -> list[torch.Tensor]:
+    """Per-sample associativity residual (B,) for every generator pair (i, j), all nested JVPs in one pass."""
+    if not pairs:
+        return []
+    hs = [model.h[j] for _, j in pairs]
+    vs = [fields[i] for i, _ in pairs]
+    if form != "paper":
+        hs += [model.h[i] for i, _ in pairs]
+        vs += [fields[j] for _, j in pairs]
+    tangents = model.field_tangents(torch.stack(hs), theta, x, torch.stack(vs))
+    out = []
+    for p, (i, j) in enumerate(pairs):
+        hi, hj = model.h[i], model.h[j]
+        bracket_field = model.field(hi @ hj - hj @ hi, theta, x)
+        jv = tangents[p]
+        if form == "paper":
+            out.append((jv - 0.5 * bracket_field).norm(dim=-1))
+        else:
+            out.append((jv - tangents[len(pairs) + p] + bracket_field).norm(dim=-1))
+    return out
+
+
 def bracket_residual(model: GeneratorModel, i: int, j: int, theta, x, fields, form: str) -> torch.Tensor:
-    hi, hj = model.h[i], model.h[j]
-    bracket_field = model.field(hi @ hj - hj @ hi, theta, x)
-    jv = field_jacobian_vector(model, hj, theta, x, fields[i])
-    if form == "paper":
-        return (jv - 0.5 * bracket_field).norm(dim=-1)
-    vj = field_jacobian_vector(model, hi, theta, x, fields[j])
-    return (jv - vj + bracket_field).norm(dim=-1)
+    return bracket_residuals(model, [(i, j)], theta, x, fields, form)[0]
 
 
 def regularizers(model: GeneratorModel, fields, beta: float) -> dict[str, torch.Tensor]:
@@ -85,11 +101,8 @@ def infinitesimal_terms(model, target, theta, x, y, cfg: ObjectiveConfig) -> dic
     inv = torch.stack([(grad * f).sum(-1).abs().mean() for f in fields_inv]).mean()
     ident = (model.act(model.identity(theta), theta, x_flat) - theta).norm(dim=-1).mean()
     pairs = [(i, j) for i in range(model.k) for j in range(i + 1, model.k)]
-    assoc = (
-        torch.stack([bracket_residual(model, i, j, theta, x_flat, fields, cfg.assoc_form).mean() for i, j in pairs]).sum()
-        if pairs
-        else theta.new_zeros(())
-    )
+    residuals = bracket_residuals(model, pairs, theta, x_flat, fields, cfg.assoc_form)
+    assoc = torch.stack([r.mean() for r in residuals]).sum() if pairs else theta.new_zeros(())
     return {"invariance": inv, "identity": ident, "assoc": assoc, **regularizers(model, fields, cfg.beta)}
 
 

@@ -3,10 +3,18 @@
 With a nonlinear learned action h need not look like a textbook generator, so every generator gets two
 panels: h itself and the effective generator M_i, the least-squares linear fit v_i(theta) ~ M_i theta of
 its infinitesimal action. Two-parameter targets also get the vector field as arrows over (theta_1, theta_2).
+``composite`` puts several runs' panels into one figure (the README's), reading each run's
+figures/generators.npz and results.json:
+
+    python -m symexp.discovery.plots OUT.png RUN_DIR [RUN_DIR ...]
 """
 
 from __future__ import annotations
 
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,27 +25,30 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def _heat(ax, mat: np.ndarray, labels: list[str], title: str) -> None:
+def _heat(ax, mat: np.ndarray, labels: list[str], title: str, fontsize: int = 8) -> None:
     lim = float(np.abs(mat).max()) or 1.0
     im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
     n = mat.shape[0]
     if n <= 16:
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=6)
-        ax.set_yticks(range(n), labels, fontsize=6)
-    ax.set_title(title, fontsize=8)
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=5 if n > 6 else 6)
+        ax.set_yticks(range(n), labels, fontsize=5 if n > 6 else 6)
+    ax.set_title(title, fontsize=fontsize)
     plt.colorbar(im, ax=ax, fraction=0.046)
 
 
-def plot_generators(target, model, effective: torch.Tensor, path: Path) -> Path:
+def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts: Sequence[str] = ()) -> Path:
+    """One row per generator: h_i, its vector field as a linear map, and (two parameters) the flow arrows.
+    ``verdicts`` (from evaluate.verdict) go under the row's first title."""
     h = model.h.detach().cpu().numpy()
     eff = effective.cpu().numpy()
     labels = target.param_labels()
     quiver = target.n_params == 2
     cols = 3 if quiver else 2
-    fig, axes = plt.subplots(model.k, cols, figsize=(3.6 * cols, 3.2 * model.k), squeeze=False)
+    fig, axes = plt.subplots(model.k, cols, figsize=(3.8 * cols, 3.4 * model.k), squeeze=False)
     for i in range(model.k):
-        _heat(axes[i, 0], h[i], labels, f"h{i + 1} (learned Lie algebra element)")
-        _heat(axes[i, 1], eff[i], labels, f"vector field of h{i + 1} as a linear map")
+        note = f"\n{textwrap.fill(verdicts[i], 48)}" if i < len(verdicts) else ""
+        _heat(axes[i, 0], h[i], labels, f"h{i + 1} (learned Lie algebra element){note}", 7)
+        _heat(axes[i, 1], eff[i], labels, f"vector field of h{i + 1} as a linear map", 7)
         if quiver:
             ax = axes[i, 2]
             grid = torch.linspace(-2, 2, 11)
@@ -49,10 +60,39 @@ def plot_generators(target, model, effective: torch.Tensor, path: Path) -> Path:
             ax.quiver(theta[:, 0], theta[:, 1], v[:, 0], v[:, 1], angles="xy", scale=18)
             ax.set_xlabel(labels[0])
             ax.set_ylabel(labels[1])
-            ax.set_title(f"learned flow of h{i + 1} (X = 1)", fontsize=8)
+            ax.set_title(f"learned flow of h{i + 1} (X = 1)", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    np.savez_compressed(path.with_suffix(".npz"), h=h, effective=eff)
+    np.savez_compressed(path.with_suffix(".npz"), h=h, effective=eff, labels=np.array(labels),
+                        verdicts=np.array(list(verdicts), dtype=str))
     return path
+
+
+def composite(run_dirs: Sequence[Path], path: Path, dpi: int = 80) -> Path:
+    """One row per generator of every run: h_i and its vector field as a linear map, titled with the run's
+    name and the generator's measured verdict (as saved by plot_generators)."""
+    rows = []
+    for run in map(Path, run_dirs):
+        res = json.loads((run / "results.json").read_text())
+        data = np.load(run / "figures" / "generators.npz")
+        k = data["h"].shape[0]
+        verdicts = list(data["verdicts"]) if "verdicts" in data and len(data["verdicts"]) == k else [""] * k
+        for i in range(k):
+            rows.append((res["name"], i, data["h"][i], data["effective"][i], list(data["labels"]), verdicts[i]))
+    fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.9 * len(rows)), squeeze=False)
+    for r, (name, i, h, eff, labels, note) in enumerate(rows):
+        _heat(axes[r, 0], h, labels, f"{name}: h{i + 1}\n{textwrap.fill(note, 46)}", 6)
+        _heat(axes[r, 1], eff, labels, f"{name}: field of h{i + 1} as a linear map", 6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        raise SystemExit("usage: python -m symexp.discovery.plots OUT.png RUN_DIR [RUN_DIR ...]")
+    print(composite([Path(a) for a in sys.argv[2:]], Path(sys.argv[1])))

@@ -1,13 +1,15 @@
 """Target networks whose parameter symmetries are searched for (seed 003, Sections 5.3-5.4).
 
 Every target is a function of one flat parameter vector theta (n,) and one data batch X; its loss is
-L(theta, X, Y) = ||f(theta, X) - Y||^2. ``known_tangents`` returns a basis of the tangent directions of
-the symmetries we know at (theta, X), against which ``gen/alignment`` measures the learned action:
-  * identity activation: GL(h) acting as V -> g V, U -> U g^-1 (data-independent, linear in theta);
-  * homogeneous activations (ReLU, leaky ReLU): positive diagonal rescaling of each hidden unit;
-  * invertible activations with k <= n_in data columns: REFERENCE.md's data-dependent GL(h) action
-    V' = sigma^-1(g sigma(V X)) X^+, U' = U g^-1, plus moves of V in the null space of X^T (which the
-    loss cannot see when X has fewer columns than rows).
+L(theta, X, Y) = ||f(theta, X) - Y||^2. ``known_tangent_groups`` returns named families of tangent
+directions of the symmetries we know at (theta, X), against which ``gen/alignment`` measures the learned
+action:
+  * ``gl``: identity activation, GL(h) acting as V -> g V, U -> U g^-1 (data-independent, linear in theta);
+  * ``rescaling``: homogeneous activations (ReLU, leaky ReLU), positive rescaling of each hidden unit;
+  * ``gl_data``: invertible activations with k <= n_in data columns, REFERENCE.md's data-dependent GL(h)
+    action V' = sigma^-1(g sigma(V X)) X^+, U' = U g^-1;
+  * ``unseen``: moves of a layer's weights orthogonal to its input (for W1 the null space of X^T when X
+    has fewer columns than rows), which the loss cannot see.
 """
 
 from __future__ import annotations
@@ -75,9 +77,39 @@ class TargetNet:
     def batch_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.func.vmap(self.loss)(theta, x, y)
 
+    def known_tangent_groups(self, theta: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named families of known symmetries at one sample, each (r, n) tangent vectors; empty if none.
+        ``gen/alignment/<name>`` measures the learned field against each family, ``gen/alignment`` their union."""
+        return {}
+
     def known_tangents(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         """(r, n) tangent vectors spanning the known symmetries at one sample, or None if none is known."""
-        return None
+        groups = self.known_tangent_groups(theta, x)
+        return torch.cat(list(groups.values())) if groups else None
+
+    def _unseen(self, name: str, inputs: torch.Tensor) -> torch.Tensor | None:
+        """Moves of weight ``name`` (rows x cols) orthogonal to the columns of its input (cols x k): the layer's
+        output cannot see them (zero rows if the input spans R^cols)."""
+        shape = dict(self.layout)[name]
+        u, sv, _ = torch.linalg.svd(inputs, full_matrices=False)
+        q = u[:, sv > 1e-6 * sv.max().clamp_min(1e-30)]  # the column space of the input
+        if q.shape[1] == shape[1]:
+            return None
+        null = torch.eye(shape[1]) - q @ q.T
+        offset = 0
+        for other, s in self.layout:
+            if other == name:
+                break
+            offset += math.prod(s)
+        out = []
+        for a in range(shape[0]):
+            for b in range(shape[1]):
+                e = torch.zeros(shape)
+                e[a, b] = 1.0
+                t = torch.zeros(self.n_params)
+                t[offset : offset + math.prod(shape)] = (e @ null).reshape(-1)
+                out.append(t)
+        return torch.stack(out)
 
     def known_generators(self) -> torch.Tensor | None:
         """(r, n, n) generators of a known linear, data-independent action, or None."""
@@ -128,32 +160,32 @@ class TwoLayer(TargetNet):
             return torch.stack(gens)
         return None
 
-    def known_tangents(self, theta, x):
+    def known_tangent_groups(self, theta, x):
+        """``rescaling`` (homogeneous: positive rescaling of each hidden unit), ``gl`` (identity activation:
+        V -> g V, U -> U g^-1), ``gl_data`` (invertible activation, k <= in_dim: REFERENCE.md's data-dependent
+        GL(h) action to first order), ``unseen`` (moves of V or U orthogonal to their inputs X, sigma(V X))."""
         p = self.unflatten(theta)
         v, u = p["W1"], p["W2"]
-        out = []
+        groups: dict[str, torch.Tensor] = {}
         if self.act in HOMOGENEOUS:
-            for e in self._basis(diagonal_only=self.act != "identity"):
-                out.append(self._pack(e @ v, -u @ e))
+            name = "gl" if self.act == "identity" else "rescaling"
+            groups[name] = torch.stack([self._pack(e @ v, -u @ e) for e in self._basis(self.act != "identity")])
         if self.dsigma is not None and self.act != "identity" and self.k <= self.in_dim:
             z = v @ x
             s = self.sigma(z)
             x_pinv = torch.linalg.pinv(x)
-            for e in self._basis(diagonal_only=False):  # data-dependent GL(h), first order
-                out.append(self._pack(((e @ s) / self.dsigma(z)) @ x_pinv, -u @ e))
-            null = torch.eye(self.in_dim) - x @ x_pinv
-            for a in range(self.hidden):  # V moves the data cannot see
-                for b in range(self.in_dim):
-                    e = torch.zeros(self.hidden, self.in_dim)
-                    e[a, b] = 1.0
-                    out.append(self._pack(e @ null, torch.zeros_like(u)))
-        return torch.stack(out) if out else None
+            groups["gl_data"] = torch.stack([self._pack(((e @ s) / self.dsigma(z)) @ x_pinv, -u @ e)
+                                             for e in self._basis(diagonal_only=False)])
+        unseen = [t for t in (self._unseen("W1", x), self._unseen("W2", self.sigma(v @ x))) if t is not None]
+        if unseen:
+            groups["unseen"] = torch.cat(unseen)
+        return groups
 
 
 class ThreeLayerTanhSkip(TargetNet):
     """f = W3 (tanh(W2 h1) + h1), h1 = tanh(W1 X): a three-layer tanh MLP whose middle layer has a skip
     connection (our reading of seed 003's Fig. 4 network; the paper does not say where the skip sits).
-    Known: only the moves of W1 in the null space of X^T; anything else the search finds is new."""
+    Known: only moves of a layer that its input cannot see; anything else the search finds is new."""
 
     def __init__(self, in_dim: int = 2, hidden: int = 2, out_dim: int = 1, k: int = 1):
         self.in_dim, self.hidden, self.out_dim, self.k = in_dim, hidden, out_dim, k
@@ -165,20 +197,14 @@ class ThreeLayerTanhSkip(TargetNet):
         h1 = torch.tanh(p["W1"] @ x)
         return p["W3"] @ (torch.tanh(p["W2"] @ h1) + h1)
 
-    def known_tangents(self, theta, x):
-        if self.k >= self.in_dim:
-            return None
-        null = torch.eye(self.in_dim) - x @ torch.linalg.pinv(x)
-        out = []
-        n = self.n_params
-        for a in range(self.hidden):
-            for b in range(self.in_dim):
-                e = torch.zeros(self.hidden, self.in_dim)
-                e[a, b] = 1.0
-                t = torch.zeros(n)
-                t[: self.hidden * self.in_dim] = (e @ null).reshape(-1)
-                out.append(t)
-        return torch.stack(out)
+    def known_tangent_groups(self, theta, x):
+        """``unseen``: moves of each layer orthogonal to its input (X for W1, h1 for W2, tanh(W2 h1) + h1 for
+        W3; Prop. 4.1 lifts the first to the later layers). Any other invariant direction is new."""
+        p = self.unflatten(theta)
+        h1 = torch.tanh(p["W1"] @ x)
+        r = torch.tanh(p["W2"] @ h1) + h1
+        unseen = [t for t in (self._unseen("W1", x), self._unseen("W2", h1), self._unseen("W3", r)) if t is not None]
+        return {"unseen": torch.cat(unseen)} if unseen else {}
 
 
 def build_target(kind: str, **kwargs) -> TargetNet:

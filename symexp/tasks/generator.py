@@ -105,11 +105,14 @@ class GeneratorTask(SymexpTask):
             "gen/flow_loss_change": flow_learned.max(),
             "gen/flow_loss_change_random": flow_random,
             "gen/flow_ratio": flow_random / flow_learned.max().clamp_min(1e-30),
-            "gen/alignment": ev.alignment(self.target, self.model, theta[: self.n_align], x[: self.n_align]),
             "gen/h_alignment": ev.generator_alignment(self.target, self.model),
         }
-        for i, value in enumerate(inv["learned"]):
-            out[f"gen/invariance_learned/h{i + 1}"] = value
+        out.update(ev.alignment_report(self.target, self.model, theta[: self.n_align], x[: self.n_align]))
+        dep = ev.data_dependence(self.model, theta, x, gen)
+        for i in range(self.model.k):
+            out[f"gen/invariance_learned/h{i + 1}"] = inv["learned"][i]
+            out[f"gen/flow_loss_change/h{i + 1}"] = flow_learned[i]
+            out[f"gen/data_dependence/h{i + 1}"] = dep[i]
         if self.lift:
             from symexp.discovery.lifting import lifted_loss_changes
 
@@ -129,7 +132,9 @@ class GeneratorTask(SymexpTask):
         theta, x, _ = self.datamodule.eval_set
         with torch.enable_grad():
             eff = ev.effective_generators(self.model, theta, x).detach()
-        path = plot_generators(self.target, self.model, eff, fig_dir / "generators.png")
+        metrics = {k: float(v) for k, v in self.final_metrics().items()}
+        verdicts = [ev.verdict(metrics, i + 1) for i in range(self.model.k)]
+        path = plot_generators(self.target, self.model, eff, fig_dir / "generators.png", verdicts)
         return {"generators": path}
 
     def objective(self, metrics: dict) -> float | None:
