@@ -41,3 +41,24 @@ def test_syre_section_splits_variants_and_settings(tmp_path: Path) -> None:
     write_report(tmp_path)
     md = (tmp_path / "summary.md").read_text()
     assert "## syre_symbench (seed 002)" in md and "Other experiments" not in md
+
+
+def test_syre_figures_drawn(tmp_path: Path) -> None:
+    """Fig. 4 scatter from symbench jobs; the reparam dead-coordinate curves from each job's curves.json."""
+    _job(tmp_path, 0, ["model.structure=structured", "syre=static_bias"], {"_target_": "symexp.syre.StaticBias"},
+         [{"sym/symmetry_degree": 2.0, "train/objective": -5.0}])
+    _job(tmp_path, 1, ["model.structure=structured", "syre=off"], {}, [{"sym/symmetry_degree": 9.0,
+                                                                      "train/objective": -6.0}])
+    for n, variant in ((2, "static_bias"), (3, "off")):
+        job = tmp_path / str(n)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- syre={variant}\n")
+        (job / "figures").mkdir()
+        (job / "figures" / "curves.json").write_text(json.dumps(
+            {"step": [0, 10], "sym/dead_coordinates": [[0, 0], [3 if variant == "off" else 0, 0]]}))
+        (job / "results.json").write_text(json.dumps(
+            {"status": "ok", "name": "syre_reparam", "config": {"syre": {}},
+             "members": [{"seed": 0, "status": "ok", "metrics": {"sym/dead_coordinates": 1.0}}]}))
+    paths = {p.name for p in write_report(tmp_path)}
+    assert {"syre_fig4_symbench.png", "syre_reparam_dead.png"} <= paths
+    assert (tmp_path / "figures" / "syre_fig4_symbench.png").stat().st_size > 1000

@@ -95,6 +95,9 @@ def write_report(root: Path, log_wandb: bool = False) -> list[Path]:
     rows = collect(root)
     paths = [write_csv(rows, root / "summary.csv")]
     figures = write_figures(rows, root)
+    from symexp.report.syre_figures import syre_figures
+
+    figures.update(syre_figures(rows, root))
     md = root / "summary.md"
     md.write_text(summary_markdown(rows, figures={k: p.relative_to(root) for k, p in figures.items()}))
     paths += [md, *figures.values()]

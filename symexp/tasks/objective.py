@@ -9,6 +9,7 @@ model hooks: ``curves(task) -> {key: (K,)}`` recorded every epoch (and drawn), `
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -139,6 +140,9 @@ class ObjectiveTask(SymexpTask):
         path = fig_dir / "curves.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
+        # the numbers behind it, so a sweep report can overlay the curves of its jobs (step, then (T, K) lists)
+        data = {"step": steps, **{k: torch.stack(self.history[k]).double().tolist() for k in keys}}
+        (fig_dir / "curves.json").write_text(json.dumps(data))
         out = {"curves": path}
         if hasattr(self.model, "figures"):
             out.update(self.model.figures(self, fig_dir))

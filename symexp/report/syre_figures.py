@@ -1,0 +1,164 @@
+"""Seed 002's synthetic figures across the jobs of a sweep, drawn from summary rows (median over members):
+Fig. 4 (degree of symmetry against the objective, per method, unstructured and structured B), Fig. 2 / 7
+(covariance rank against input dimension / noise), Fig. 5 (accuracy and first-layer rank against gamma or
+alpha), Fig. 1 (final loss and distinct neurons against the identical fraction), Fig. 3 right (dead
+coordinates over training, from each job's figures/curves.json). Per-job figures (ridge double descent,
+spectra, training curves) stay in the job folders."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from symexp.plots import save_figure  # noqa: E402
+
+COLOURS = {"off": "tab:blue", "static_bias": "tab:red", "wfix": "tab:green", "advanced": "tab:purple",
+           "offset": "tab:pink", "sigma_asym": "tab:brown"}
+# name -> metrics drawn against the swept numeric override
+LINE_METRICS = {
+    "syre_teacher_student": ("rank/covariance_rank/hidden", "test/loss"),
+    "syre_fcn": ("train/acc", "test/acc", "rank/first_pre/cov_rank", "rank/first_post/cov_rank"),
+    "syre_two_layer": ("train/loss", "test/acc", "sym/distinct_neurons"),
+}
+
+
+def _f(v) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f if math.isfinite(f) else math.nan
+
+
+def _overrides(r: dict) -> dict[str, str]:
+    return dict(i.split("=", 1) for i in str(r.get("overrides") or "").split() if "=" in i)
+
+
+def _variant(r: dict) -> str:
+    return _overrides(r).get("syre") or str(r.get("syre_variant") or "preset")
+
+
+def _median(vals: list) -> float:
+    vals = [v for v in (_f(x) for x in vals) if not math.isnan(v)]
+    return statistics.median(vals) if vals else math.nan
+
+
+def _method(r: dict) -> str:
+    """Fig. 4's method of a symbench job: syre, weight decay, W-fix, dropout or vanilla GD."""
+    o, v = _overrides(r), _variant(r)
+    if v == "wfix" or "syre.fraction" in o:
+        return "W-fix"
+    if v == "static_bias":
+        return "syre"
+    if _f(o.get("model.dropout", 0)) > 0:
+        return "dropout"
+    if _f(o.get("task.optimizer.weight_decay", 0)) > 0:
+        return "weight decay"
+    return "vanilla"
+
+
+def symbench_figure(rows: list[dict], path: Path) -> Path | None:
+    rs = [r for r in rows if r.get("name") == "syre_symbench"]
+    if not rs:
+        return None
+    colours = {"syre": "tab:red", "weight decay": "tab:orange", "W-fix": "tab:green", "dropout": "tab:purple",
+               "vanilla": "tab:blue"}
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+    for ax, structure in zip(axes[0], ("unstructured", "structured")):
+        sel = [r for r in rs if _overrides(r).get("model.structure", "unstructured") == structure]
+        for method, c in colours.items():
+            pts = [(_f(r.get("train/objective")), _f(r.get("sym/symmetry_degree"))) for r in sel if _method(r) == method]
+            if pts:
+                ax.scatter(*zip(*pts), s=14, c=c, label=method, alpha=0.8)
+        ax.set_title(f"Fig. 4: {structure} B")
+        ax.set_xlabel("objective (w^T w)^2 - w^T B w")
+        ax.set_ylabel("degree of symmetry")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path, dpi=90)
+
+
+def line_figure(rows: list[dict], name: str, path: Path) -> Path | None:
+    """Median metric against the one numeric override that varies, a line per (variant, other settings)."""
+    rs = [r for r in rows if r.get("name") == name]
+    metrics = [m for m in LINE_METRICS.get(name, ()) if any(not math.isnan(_f(r.get(m))) for r in rs)]
+    if not rs or not metrics:
+        return None
+    keys = {k for r in rs for k in _overrides(r) if k != "syre"}
+    numeric = sorted(k for k in keys if len({_overrides(r).get(k) for r in rs}) > 1
+                     and all(not math.isnan(_f(_overrides(r).get(k))) for r in rs))
+    if not numeric:
+        return None
+    x_key = numeric[0]
+    series: dict[str, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rs:
+        o = _overrides(r)
+        rest = " ".join(f"{k}={o[k]}" for k in sorted(o) if k not in ("syre", x_key))
+        series[_variant(r) + (f" {rest}" if rest else "")][_f(o[x_key])].append(r)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for label, pts in sorted(series.items()):
+            xs = sorted(pts)
+            ax.plot(xs, [_median([r.get(m) for r in pts[x]]) for x in xs], marker="o", ms=3, label=label,
+                    color=COLOURS.get(label.split()[0]))
+        pos = [x for pts in series.values() for x in pts if x > 0]
+        if pos and max(pos) / min(pos) >= 30:
+            if len(pos) < sum(map(len, series.values())):  # a zero (e.g. no weight decay): linear near 0
+                ax.set_xscale("symlog", linthresh=min(pos))
+            else:
+                ax.set_xscale("log")
+        ax.set_xlabel(x_key)
+        ax.set_title(m, fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    return save_figure(fig, path, dpi=90)
+
+
+def curves_figure(rows: list[dict], root: Path, name: str, key: str, path: Path) -> Path | None:
+    """A logged curve over training (each job's figures/curves.json), one colour per variant."""
+    jobs = {(r.get("job"), _variant(r)) for r in rows if r.get("name") == name}
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    drawn = set()
+    for job, variant in sorted(jobs, key=str):
+        f = root / str(job) / "figures" / "curves.json"
+        if not f.exists():
+            continue
+        data = json.loads(f.read_text())
+        if key not in data:
+            continue
+        for vals in zip(*data[key]):  # one line per member
+            ax.plot(data["step"][: len(vals)], vals, color=COLOURS.get(variant), lw=1, alpha=0.7,
+                    label=variant if variant not in drawn else None)
+            drawn.add(variant)
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path, dpi=90)
+
+
+def syre_figures(rows: list[dict], root: Path) -> dict[str, Path]:
+    ok = [r for r in rows if r.get("status") == "ok" and str(r.get("name", "")).startswith("syre_")]
+    if not ok:
+        return {}
+    fig_dir = root / "figures"
+    out = {}
+    p = symbench_figure(ok, fig_dir / "syre_fig4_symbench.png")
+    if p is not None:
+        out["syre_fig4"] = p
+    for name in LINE_METRICS:
+        p = line_figure(ok, name, fig_dir / f"{name}.png")
+        if p is not None:
+            out[name] = p
+    p = curves_figure(ok, root, "syre_reparam", "sym/dead_coordinates", fig_dir / "syre_reparam_dead.png")
+    if p is not None:
+        out["syre_reparam_dead"] = p
+    return out
