@@ -27,6 +27,7 @@ def _result(status, members, model="rflr", rank=8, data="quad2d", sampling="unif
 def _member(seed, mse, pd, regime, status="ok", mm=0.3):
     return {"seed": seed, "status": status, "metrics": {
         "test/mse": mse, "sym/output_defect": mse * 3, "sym/partial_defect": pd, "sym/mirror_mismatch": mm,
+        "sym/partial_defect/block1": 2.0, "sym/partial_defect/block2": pd,
         "regime": regime, "data/mirror_distance": 0.2}}
 
 
@@ -76,6 +77,7 @@ def test_report_tables_regimes_and_separation(tmp_path):
     assert "rflr: 6 runs: 2 partial-symmetric, 3 intermediate, 1 diverged" in md
     assert "mlp: 4 runs: 4 output-only" in md
     assert "quad2d (uniform): separation holds" in md
+    assert "(the MLP's is 2e+03x RF-LR's); per hidden block, first to last: RF-LR 2 / 0.0005, MLP 2 / 1" in md
     assert "gauss2d (positive_bias): separation holds" in md
     assert "[0.000998]" in md, "the paper's Table 1 value stands beside ours"
     assert "| quad2d | rflr | 8 | uniform | 3 | 1.33e-05 ± 5.8e-06" in md

@@ -101,6 +101,14 @@ def regime_counts(rows: list[dict]) -> list[str]:
     return out + [""]
 
 
+def _block_profile(rows: list[dict], cell: tuple) -> str:
+    """Median active partial defect of every hidden block, because the paper does not say which MLP layer it reads."""
+    keys = sorted({k for r in rows if _cell(r) == cell for k in r if k.startswith("sym/partial_defect/block")},
+                  key=lambda k: int(k.rsplit("block", 1)[1]))
+    values = [_median([r.get(k) for r in rows if _cell(r) == cell]) for k in keys]
+    return " / ".join("–" if v is None else f"{v:.3g}" for v in values) or "–"
+
+
 def separation(rows: list[dict]) -> list[str]:
     """Seed 000's claim: RF-LR rank 8 has lower active partial defect than the matched MLP on each target."""
     ok = [r for r in rows if r.get("status") == "ok" and _is_symmetry_row(r)]
@@ -112,10 +120,15 @@ def separation(rows: list[dict]) -> list[str]:
         if rf is None or mlp is None:
             continue
         holds = rf < mlp
-        ratio = mlp / rf if rf > 0 else math.inf
+        if holds:
+            factor = f"the MLP's is {mlp / rf:.3g}x RF-LR's" if rf > 0 else "RF-LR's is exactly 0"
+        else:
+            factor = f"RF-LR's is {rf / mlp:.3g}x the MLP's" if mlp > 0 else "the MLP's is exactly 0"
         verdict = "holds" if holds else "does NOT hold"
         out.append(f"- {data} ({sampling}): separation {verdict}: RF-LR rank 8 median active D_p {rf:.3g} vs "
-                   f"MLP {mlp:.3g} ({ratio:.3g}x {'lower' if holds else 'higher'} for RF-LR)")
+                   f"MLP {mlp:.3g} ({factor}); per hidden block, first to last: "
+                   f"RF-LR {_block_profile(ok, (data, 'rflr', 8, sampling))}, "
+                   f"MLP {_block_profile(ok, (data, 'mlp', None, sampling))}")
     return (["## RF-LR vs matched MLP (active partial defect)", "", *out, ""]) if out else []
 
 
