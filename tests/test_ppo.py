@@ -227,6 +227,11 @@ def test_smoke_run_writes_results_and_figures(tmp_outputs, tmp_path):
     lines = (job / "curves.csv").read_text().strip().splitlines()
     assert len(lines) == 1 + 4  # header + one row per iteration
     assert plot_sweep(tmp_path).is_file()
+    from PIL import Image
+
+    big = Image.open(plot_sweep(tmp_path, tmp_path / "big.png")).size
+    small = Image.open(plot_sweep(tmp_path, tmp_path / "small.png", dpi=60)).size
+    assert small[0] == pytest.approx(big[0] * 60 / 120, abs=2)  # --dpi scales the docs copy
 
 
 def test_slippery_ant_state_roundtrip_is_exact():

@@ -110,8 +110,12 @@ def aggregate(runs: list[dict], key: str, window: int = 1) -> tuple[np.ndarray, 
     return x, mean, sem
 
 
-def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str | None = None) -> Path:
-    """Figure 6 for every variant found below root; returns the PNG path (root/ppo_figure6.png)."""
+def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str | None = None,
+               dpi: int = 120) -> Path:
+    """Figure 6 for every variant found below root; returns the PNG path (root/ppo_figure6.png).
+
+    ``dpi`` trades size for detail (about 80 keeps a copy for the docs under 200 KB).
+    """
     runs = collect_runs(Path(root))
     if not runs:
         raise FileNotFoundError(f"no curves.csv below {root}: run a PPO preset or sweep first")
@@ -131,7 +135,7 @@ def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str 
     fig.suptitle(title or f"Loss of plasticity: {Path(root).name} (dashed: parameter changes)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -171,10 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dir", type=Path, help="a sweep folder (or any folder) holding PPO job folders")
     parser.add_argument("--out", type=Path, default=None, help="output PNG (default DIR/ppo_figure6.png)")
     parser.add_argument("--window", type=int, default=5, help="iterations in the return's moving average")
+    parser.add_argument("--dpi", type=int, default=120, help="figure resolution (80: small enough for the docs)")
+    parser.add_argument("--title", default=None, help="figure title (default: the folder's name)")
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         parser.error(f"{args.dir} is not a folder")
-    print(plot_sweep(args.dir, args.out, args.window))
+    print(plot_sweep(args.dir, args.out, args.window, args.title, args.dpi))
     table = summary_table(args.dir)
     (args.dir / "ppo_summary.md").write_text(table)
     print(table)
