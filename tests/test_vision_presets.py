@@ -72,6 +72,16 @@ def test_vae_syre_touches_the_encoder_only(tmp_outputs):
     assert anchors and all(name.startswith("encoder.") for name in anchors)
 
 
+def test_simclr_all_preset_applies_syre_to_every_layer(tmp_outputs):
+    """`experiment=syre_simclr_all` alone is Table 1's "all layers" row, not a vanilla run."""
+    parts = build(compose_cfg(["experiment=syre_simclr_all", "budget=smoke"] + tmp_outputs))
+    assert parts["syre"] is not None
+    anchors = parts["syre"].anchors(parts["model"])
+    assert any(n.startswith("encoder.") for n in anchors) and any(n.startswith("head.") for n in anchors)
+    head_only = build(compose_cfg(["experiment=syre_simclr", "budget=smoke", "syre=static_bias"] + tmp_outputs))
+    assert all(n.startswith("head.") for n in head_only["syre"].anchors(head_only["model"]))
+
+
 @pytest.mark.parametrize("sweep", SWEEPS)
 def test_sweeps_compose(sweep):
     cfg = compose_cfg([], config_dir=ROOT / "sweeps", config_name=sweep)
