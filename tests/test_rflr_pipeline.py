@@ -87,3 +87,28 @@ def test_wandb_offline_run_folder_is_written(tmp_path, monkeypatch):
     runs = list((_job(tmp_path) / "wandb").glob("offline-run-*"))
     assert runs, "an offline W&B run folder must exist in the job folder"
     assert any(p.suffix == ".wandb" for p in runs[0].iterdir())
+
+
+STEP_LR = ["+task.scheduler._target_=torch.optim.lr_scheduler.StepLR", "+task.scheduler._partial_=true",
+           "+task.scheduler.step_size=2", "+task.scheduler.gamma=0.5"]
+
+
+def test_lr_schedule_steps_once_per_data_epoch_in_both_engines(tmp_path, tmp_outputs):
+    """MMNN's StepLR recipe: after 6 epochs with step 2 the rate is lr * 0.5^3, and the fused engine, which
+    reads the rate at every call, follows the same trajectory as the autograd reference."""
+    import pytest
+
+    from symexp.engines.fused import build_error
+
+    common = TINY + STEP_LR + ["task.epochs=6", "task.steps_per_call=16"]
+    engines = ["autograd"] if build_error() is not None else ["autograd", "fused"]
+    states = {}
+    for engine in engines:
+        run(compose_cfg(common + [f"task.engine={engine}", f"paths.output_root={tmp_path}/{engine}"] + tmp_outputs[1:]))
+        ckpt = torch.load(_job(tmp_path / engine) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+        assert ckpt["lr_schedulers"][0]["last_epoch"] == 6
+        states[engine] = ckpt["state_dict"]
+    if "fused" in states:
+        for name in ("model.mixers.0", "model.mixers.1", "model.mixers.2"):
+            torch.testing.assert_close(states["fused"][name], states["autograd"][name], rtol=1e-4, atol=1e-6)

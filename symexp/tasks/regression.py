@@ -3,7 +3,9 @@
 Manual optimisation: one Lightning training_step runs S optimizer steps (one unpaired point per member
 per step) through an engine (symexp.engines), so per-step framework overhead does not dominate. One
 Lightning epoch is ``val_every`` data epochs; after each, the held-out validation MSE updates every
-member's best parameters, which are restored before the symmetry metrics are computed.
+member's best parameters, which are restored before the symmetry metrics are computed. An optional
+learning-rate scheduler (MMNN's recipe is StepLR gamma 0.9) is stepped once per data epoch; the engines read
+the learning rate at every call, so a new rate takes effect at the first chunk boundary after its epoch.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class RegressionTask(SymexpTask):
         model: torch.nn.Module,
         datamodule,
         optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         epochs: int = 10_000,
         val_every: int = 10,
         steps_per_call: int | None = None,
@@ -39,7 +42,7 @@ class RegressionTask(SymexpTask):
         if val_every <= 0:
             raise ValueError(f"task.val_every: must be positive, got {val_every}")
         self.automatic_optimization = False
-        self.optimizer_factory, self.engine_kind = optimizer, engine
+        self.optimizer_factory, self.scheduler_factory, self.engine_kind = optimizer, scheduler, engine
         self.epochs, self.val_every, self.divergence_loss = epochs, min(val_every, epochs), divergence_loss
         n = datamodule.n_train
         steps_per_lightning_epoch = self.val_every * n
@@ -59,7 +62,10 @@ class RegressionTask(SymexpTask):
 
     # ---------------------------------------------------------------- Lightning plumbing
     def configure_optimizers(self):
-        return self.attach_syre(self.optimizer_factory(params=self.trainable))
+        opt = self.attach_syre(self.optimizer_factory(params=self.trainable))
+        if self.scheduler_factory is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=opt)}}
 
     def trainer_defaults(self) -> dict:
         chunks = self.datamodule.chunks_per_epoch
@@ -103,6 +109,7 @@ class RegressionTask(SymexpTask):
         x, y = self._chunk(start, self.steps_per_call)
         losses = self.engine.run(x, y)
         self.data_step += self.steps_per_call
+        self._step_scheduler(start)
         chunk_loss = losses.mean(1)
         bad = ~torch.isfinite(chunk_loss) | (chunk_loss > self.divergence_loss)
         self.diverged |= bad
@@ -111,6 +118,15 @@ class RegressionTask(SymexpTask):
         if bool(self.diverged.all()):
             self.trainer.should_stop = True
         return None
+
+    def _step_scheduler(self, start: int) -> None:
+        """One scheduler step per data epoch completed by the chunk that began at ``start``."""
+        if self.scheduler_factory is None:
+            return
+        n = self.datamodule.n_train
+        sched = self.lr_schedulers()
+        for _ in range(int(self.data_step) // n - start // n):
+            sched.step()
 
     def on_train_epoch_end(self) -> None:
         mean = self.train_loss_sum / self.train_loss_count.clamp_min(1)
