@@ -44,6 +44,7 @@ class GeneratorTask(SymexpTask):
         flow_steps: int = 20,
         n_align: int = 128,
         lift: bool = True,
+        num_threads: int | None = 1,
         seeds: Sequence[int] = (0,),
         syre=None,
     ) -> None:
@@ -70,7 +71,13 @@ class GeneratorTask(SymexpTask):
         self.optimizer_factory = optimizer
         self.steps, self.lr_decay, self.lr_decay_every = steps, lr_decay, lr_decay_every
         self.flow_arclength, self.flow_steps, self.n_align, self.lift = flow_arclength, flow_steps, n_align, lift
+        self.num_threads = num_threads
         self._final: dict[str, torch.Tensor] | None = None
+
+    def on_fit_start(self) -> None:
+        # tiny matmuls: a second intra-op thread only spins; on a loaded 2-core box it made a step 50x slower
+        if self.num_threads and self.device.type == "cpu":
+            torch.set_num_threads(int(self.num_threads))
 
     def configure_optimizers(self):
         opt = self.attach_syre(self.optimizer_factory(params=self.model.parameters()))

@@ -30,6 +30,7 @@ class _InnerLoopTask(SymexpTask):
 
     def __init__(self, model, datamodule, seeds: Sequence[int] = (0,), syre=None) -> None:
         super().__init__(model, datamodule, seeds, syre)
+        self.num_threads: int | None = 1  # small batched models: extra intra-op threads only contend
         self.automatic_optimization = False
         self.results: dict[str, torch.Tensor] = {}
         self.gen = torch.Generator().manual_seed(int(seeds[0]))
@@ -39,6 +40,10 @@ class _InnerLoopTask(SymexpTask):
 
     def trainer_defaults(self) -> dict:
         return {"max_epochs": 1, "num_sanity_val_steps": 0, "limit_val_batches": 0, "log_every_n_steps": 1}
+
+    def on_fit_start(self) -> None:
+        if self.num_threads and self.device.type == "cpu":
+            torch.set_num_threads(int(self.num_threads))
 
     def training_step(self, batch, batch_idx):
         with torch.enable_grad():
