@@ -42,10 +42,18 @@ def _by_budget(paper: Any, cpu: Any = None, smoke: Any = None, *, _root_: DictCo
     return {"paper": paper, "cpu": cpu, "smoke": cpu if smoke is None else smoke}[name]
 
 
+def _every(total: int, times: int) -> int:
+    """``${every:TOTAL,TIMES}``: the period that fits TIMES events into TOTAL (at least 1), so a schedule keeps
+    its shape when a budget shortens the run (MMNN's StepLR step 400 is ``${every:10000,25}``)."""
+    return max(1, int(total) // int(times))
+
+
 if not OmegaConf.has_resolver("symexp_root"):
     OmegaConf.register_new_resolver("symexp_root", _root)
 if not OmegaConf.has_resolver("budget"):
     OmegaConf.register_new_resolver("budget", _by_budget)
+if not OmegaConf.has_resolver("every"):
+    OmegaConf.register_new_resolver("every", _every)
 
 
 @dataclass

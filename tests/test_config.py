@@ -75,3 +75,11 @@ def test_bad_config_fails_before_training_naming_the_key(overrides, key, tmp_out
         run(compose_cfg(overrides + tmp_outputs))
     assert key in str(err.value)
     assert not list(tmp_path.rglob("last.ckpt")), "no training may happen on a bad config"
+
+
+@pytest.mark.parametrize(("budget", "step"), [("paper", 400), ("cpu", 16), ("smoke", 1)])
+def test_lr_schedule_keeps_25_decays_at_every_budget(budget, step):
+    """MMNN's StepLR step 400 at 10k epochs; a shortened budget keeps the same number of decays."""
+    cfg = compose_cfg(["experiment=rflr_table1_gauss2d", f"budget={budget}"])
+    assert cfg.task.scheduler.step_size == step
+    assert cfg.task.scheduler.gamma == 0.9

@@ -89,8 +89,7 @@ def test_wandb_offline_run_folder_is_written(tmp_path, monkeypatch):
     assert any(p.suffix == ".wandb" for p in runs[0].iterdir())
 
 
-STEP_LR = ["+task.scheduler._target_=torch.optim.lr_scheduler.StepLR", "+task.scheduler._partial_=true",
-           "+task.scheduler.step_size=2", "+task.scheduler.gamma=0.5"]
+STEP_LR = ["task.scheduler.step_size=2", "task.scheduler.gamma=0.5"]
 
 
 def test_lr_schedule_steps_once_per_data_epoch_in_both_engines(tmp_path, tmp_outputs):
