@@ -21,12 +21,12 @@ def _job(root: Path, n: int, overrides: list[str], syre: dict, members: list[dic
 
 
 def test_syre_section_splits_variants_and_settings(tmp_path: Path) -> None:
-    _job(tmp_path, 0, ["model.structure=unstructured", "syre=static_bias"],
+    _job(tmp_path, 0, ["model.structure=unstructured", "syre=static_bias", "budget=cpu"],
          {"_target_": "symexp.syre.StaticBias", "sigma0": 1.0},
          [{"sym/symmetry_degree": 2.0, "train/objective": -5.0}, {"sym/symmetry_degree": 4.0, "train/objective": -7.0}])
-    _job(tmp_path, 1, ["model.structure=unstructured", "syre=off"], {},
+    _job(tmp_path, 1, ["model.structure=unstructured", 'syre="off"', "budget=cpu"], {},  # YAML-quoted as sweeps write it
          [{"sym/symmetry_degree": 900.0, "train/objective": -6.0}])
-    _job(tmp_path, 2, ["model.structure=structured", "syre.fraction=0.1"], {"_target_": "symexp.syre.WFix"},
+    _job(tmp_path, 2, ["model.structure=structured", "syre.fraction=0.1", "budget=cpu"], {"_target_": "symexp.syre.WFix"},
          [{"sym/symmetry_degree": 50.0, "train/objective": -1.0}])
     rows = collect(tmp_path)
     assert {r["syre_variant"] for r in rows} == {"static_bias", "off", "wfix"}
@@ -40,7 +40,7 @@ def test_syre_section_splits_variants_and_settings(tmp_path: Path) -> None:
     assert ("wfix", "model.structure=structured syre.fraction=0.1", "1") in body
     write_report(tmp_path)
     md = (tmp_path / "summary.md").read_text()
-    assert "## syre_symbench (seed 002)" in md and "Other experiments" not in md
+    assert "## syre_symbench (seed 002): median over members (budget=cpu)" in md and "Other experiments" not in md
 
 
 def test_syre_figures_drawn(tmp_path: Path) -> None:

@@ -42,7 +42,11 @@ def _overrides(job: Path) -> str | None:
     if not path.exists():
         return None
     items = [line.strip()[2:].strip() for line in path.read_text().splitlines() if line.strip().startswith("- ")]
-    return " ".join(i.strip("'\"") for i in items) or None
+    out = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        out.append(key + eq + value.strip("'\""))  # syre="off" (YAML-quoted) -> syre=off
+    return " ".join(out) or None
 
 
 def collect(root: Path) -> list[dict]:

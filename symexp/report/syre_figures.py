@@ -145,6 +145,30 @@ def curves_figure(rows: list[dict], root: Path, name: str, key: str, path: Path)
     return save_figure(fig, path, dpi=90)
 
 
+def ridge_figure(rows: list[dict], path: Path) -> Path | None:
+    """Fig. 3 left across jobs: test MSE against d (n_train fixed) per variant and weight decay."""
+    rs = [r for r in rows if r.get("name") == "syre_ridge"]
+    dims = sorted({int(k.rsplit("/d", 1)[1]) for r in rs for k in r if k.startswith("test/mse/d")})
+    if not dims:
+        return None
+    series: dict[str, list[dict]] = defaultdict(list)
+    for r in rs:
+        wd = _overrides(r).get("task.optimizer.weight_decay", "preset")
+        series[f"{_variant(r)} wd={wd}"].append(r)
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for label, group in sorted(series.items()):
+        no_decay = _f(label.rsplit("wd=", 1)[1]) == 0
+        ax.plot(dims, [_median([r.get(f"test/mse/d{d}") for r in group]) for d in dims],
+                marker="x" if label.startswith("static_bias") else "o", ms=4, label=label,
+                color=COLOURS.get(label.split()[0]), ls=":" if no_decay else "-", alpha=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("d (n_train fixed; the peak sits at d = n_train)")
+    ax.set_ylabel("test MSE")
+    ax.set_title("Fig. 3 left: ridge, syre vs plain", fontsize=9)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path, dpi=90)
+
+
 def syre_figures(rows: list[dict], root: Path) -> dict[str, Path]:
     ok = [r for r in rows if r.get("status") == "ok" and str(r.get("name", "")).startswith("syre_")]
     if not ok:
@@ -154,6 +178,9 @@ def syre_figures(rows: list[dict], root: Path) -> dict[str, Path]:
     p = symbench_figure(ok, fig_dir / "syre_fig4_symbench.png")
     if p is not None:
         out["syre_fig4"] = p
+    p = ridge_figure(ok, fig_dir / "syre_ridge.png")
+    if p is not None:
+        out["syre_ridge"] = p
     for name in LINE_METRICS:
         p = line_figure(ok, name, fig_dir / f"{name}.png")
         if p is not None:

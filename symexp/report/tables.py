@@ -191,10 +191,13 @@ def syre_tables(rows: list[dict]) -> list[str]:
         if not keys:
             continue
         cells: dict[str, list[dict]] = defaultdict(list)
+        common = set.intersection(*(set(str(r.get("overrides") or "").split()) for r in rs))  # e.g. budget=cpu
         for r in rs:
-            rest = " ".join(i for i in str(r.get("overrides") or "").split() if not i.startswith("syre="))
+            rest = " ".join(i for i in str(r.get("overrides") or "").split()
+                            if not i.startswith("syre=") and i not in common)
             cells[f"{_syre_variant(r)}\x00{rest}"].append(r)
-        out += [f"## {name} (seed 002): median over members", "",
+        shared = " ".join(sorted(i for i in common if not i.startswith("syre=")))
+        out += [f"## {name} (seed 002): median over members" + (f" ({shared})" if shared else ""), "",
                 "| syre | setting | n | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
         for cell in sorted(cells, key=lambda c: (c.split("\x00")[1], c)):
             variant, rest = cell.split("\x00")
