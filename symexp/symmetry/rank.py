@@ -72,7 +72,8 @@ def dead_units(features: torch.Tensor) -> torch.Tensor:
 def symmetry_degree(w: torch.Tensor, eigvecs: torch.Tensor, c_th: float) -> torch.Tensor:
     """Seed 002's benchmark: number of reflection symmetries P_i w = w - 2 (v_i^T w) v_i that w (nearly)
     sits on, sum_i 1{|v_i^T w| < c_th}; w (K, d), eigvecs (K, d, d) or (d, d) with v_i as columns."""
-    proj = torch.einsum("kd,...de->ke", w, eigvecs)
+    # per-member eigenvectors must pair with their own member (an ellipsis here would sum over members)
+    proj = torch.einsum("kd,kde->ke", w, eigvecs) if eigvecs.dim() == 3 else w @ eigvecs
     return (proj.abs() < c_th).sum(-1).float()
 
 
