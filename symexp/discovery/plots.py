@@ -72,13 +72,16 @@ def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts
 
 def composite(run_dirs: Sequence[Path], path: Path, dpi: int = 80) -> Path:
     """One row per generator of every run: h_i and its vector field as a linear map, titled with the run's
-    name and the generator's measured verdict (as saved by plot_generators)."""
+    name and the generator's verdict, recomputed from the run's results.json by evaluate.verdict."""
+    from symexp.discovery.evaluate import verdict
+
     rows = []
     for run in map(Path, run_dirs):
         res = json.loads((run / "results.json").read_text())
         data = np.load(run / "figures" / "generators.npz")
         k = data["h"].shape[0]
-        verdicts = list(data["verdicts"]) if "verdicts" in data and len(data["verdicts"]) == k else [""] * k
+        metrics = {key: value for key, value in res["metrics"].items() if isinstance(value, float)}
+        verdicts = [verdict(metrics, i + 1) for i in range(k)]  # re-measured from results.json
         for i in range(k):
             rows.append((res["name"], i, data["h"][i], data["effective"][i], list(data["labels"]), verdicts[i]))
     fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.9 * len(rows)), squeeze=False)

@@ -91,11 +91,11 @@ class TargetNet:
         """Moves of weight ``name`` (rows x cols) orthogonal to the columns of its input (cols x k): the layer's
         output cannot see them (zero rows if the input spans R^cols)."""
         shape = dict(self.layout)[name]
-        u, sv, _ = torch.linalg.svd(inputs, full_matrices=False)
-        q = u[:, sv > 1e-6 * sv.max().clamp_min(1e-30)]  # the column space of the input
-        if q.shape[1] == shape[1]:
+        u, sv, _ = torch.linalg.svd(inputs.double(), full_matrices=True)
+        rank = int((sv > 1e-6 * sv.max().clamp_min(1e-30)).sum())
+        null = u[:, rank:].T.to(inputs.dtype)  # orthonormal basis of the complement of the input's columns
+        if null.shape[0] == 0:
             return None
-        null = torch.eye(shape[1]) - q @ q.T
         offset = 0
         for other, s in self.layout:
             if other == name:
@@ -103,11 +103,11 @@ class TargetNet:
             offset += math.prod(s)
         out = []
         for a in range(shape[0]):
-            for b in range(shape[1]):
+            for direction in null:  # orthonormal moves: no near-zero rows for the span to amplify
                 e = torch.zeros(shape)
-                e[a, b] = 1.0
+                e[a] = direction
                 t = torch.zeros(self.n_params)
-                t[offset : offset + math.prod(shape)] = (e @ null).reshape(-1)
+                t[offset : offset + math.prod(shape)] = e.reshape(-1)
                 out.append(t)
         return torch.stack(out)
 

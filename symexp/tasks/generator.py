@@ -113,6 +113,7 @@ class GeneratorTask(SymexpTask):
             "gen/flow_loss_change_random": flow_random,
             "gen/flow_ratio": flow_random / flow_learned.max().clamp_min(1e-30),
             "gen/h_alignment": ev.generator_alignment(self.target, self.model),
+            "gen/field_independence": ev.field_independence(self.model, theta, x),
         }
         out.update(ev.alignment_report(self.target, self.model, theta[: self.n_align], x[: self.n_align]))
         dep = ev.data_dependence(self.model, theta, x, gen)
