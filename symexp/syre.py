@@ -338,6 +338,7 @@ class WFix(SyreBase):
         count: int | None = None,
         kappa: float = 0.01,
         include_bias: bool = False,
+        sigma0: float | None = None,
         seeds: Sequence[int] = (0,),
         seed: int | None = None,
         module_types: Sequence[str] | None = DEFAULT_TYPES,
@@ -346,6 +347,7 @@ class WFix(SyreBase):
         include_norm: bool = False,
     ) -> None:
         super().__init__(seeds, seed, module_types, include, exclude, include_norm)
+        del sigma0  # accepted and unused: a preset may set the static bias scale and still sweep syre=wfix
         if (fraction is None) == (count is None):
             raise ValueError("syre.fraction/syre.count: set exactly one of them (the other null)")
         if fraction is not None and not 0 <= fraction <= 1:
