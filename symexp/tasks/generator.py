@@ -40,6 +40,7 @@ class GeneratorTask(SymexpTask):
         t_max: float = 0.5,
         sparse_warmup: int = 1000,
         normalize_invariance: bool = True,
+        orth_on: str = "h",
         flow_arclength: float = 0.5,
         flow_steps: int = 20,
         n_align: int = 128,
@@ -55,6 +56,8 @@ class GeneratorTask(SymexpTask):
             raise ValueError(f"task.steps: must be positive, got {steps}")
         if objective not in ("infinitesimal", "exponentiated"):
             raise ValueError(f"task.objective: choose infinitesimal or exponentiated, got {objective!r}")
+        if orth_on not in ("h", "field"):
+            raise ValueError(f"task.orth_on: choose h or field, got {orth_on!r}")
         if assoc_form not in ("bracket", "paper"):
             raise ValueError(f"task.assoc_form: choose bracket or paper, got {assoc_form!r}")
         if isinstance(gammas, str):
@@ -67,7 +70,8 @@ class GeneratorTask(SymexpTask):
         self.target = datamodule.target
         model.build(self.target.n_params, self.target.x_size)
         self.cfg = ObjectiveConfig(gammas=gammas, beta=beta, objective=objective, assoc_form=assoc_form, t_max=t_max,
-                                  sparse_warmup=sparse_warmup, normalize_invariance=normalize_invariance)
+                                  sparse_warmup=sparse_warmup, normalize_invariance=normalize_invariance,
+                                  orth_on=orth_on)
         self.optimizer_factory = optimizer
         self.steps, self.lr_decay, self.lr_decay_every = steps, lr_decay, lr_decay_every
         self.flow_arclength, self.flow_steps, self.n_align, self.lift = flow_arclength, flow_steps, n_align, lift
