@@ -157,7 +157,7 @@ SYRE_KEYS = {
     "syre_ridge": ("ridge/closed_form_gap", "ridge/theta0_shift", "test/mse/d90", "test/mse/d100", "test/mse/d110",
                    "test/mse/d400"),
     "syre_reparam": ("sym/dead_coordinates", "test/mse", "train/loss"),
-    "syre_symbench": ("sym/symmetry_degree", "train/objective"),
+    "syre_symbench": ("sym/symmetry_degree", "train/objective", "train/objective_gap"),
     "syre_teacher_student": ("rank/covariance_rank/hidden", "rank/effective_rank/hidden", "rank/dead_units/hidden",
                              "test/loss", "train/loss"),
     "syre_two_layer": ("sym/distinct_neurons*", "train/loss", "train/acc", "test/acc"),
@@ -199,7 +199,12 @@ def syre_tables(rows: list[dict]) -> list[str]:
         shared = " ".join(sorted(i for i in common if not i.startswith("syre=")))
         out += [f"## {name} (seed 002): median over members" + (f" ({shared})" if shared else ""), "",
                 "| syre | setting | n | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
-        for cell in sorted(cells, key=lambda c: (c.split("\x00")[1], c)):
+        def natural(cell: str) -> tuple:  # numeric override values in numeric order (3.0 before 10.0)
+            variant, rest = cell.split("\x00")
+            vals = [i.partition("=")[2] for i in rest.split()]
+            return tuple((0, f, "") if (f := _num(v)) is not None else (1, 0.0, v) for v in vals), variant
+
+        for cell in sorted(cells, key=natural):
             variant, rest = cell.split("\x00")
             group = cells[cell]
             out.append(f"| {variant} | {rest or '–'} | {len(group)} | "
