@@ -29,7 +29,7 @@ class SymmetricRegressionData(L.LightningDataModule):
         n_train: int = 128,
         n_val: int = 256,
         sampling: str = "uniform",
-        flip_prob: float = 0.1,
+        flip_prob: float = 0.15,
         sample_seed: int | None = None,
         noise_std: float = 0.0,
         grid_points: int = 101,

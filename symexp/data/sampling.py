@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 
-def sample(kind: str, n: int, dim: int, gen: torch.Generator, flip_prob: float = 0.1) -> torch.Tensor:
+def sample(kind: str, n: int, dim: int, gen: torch.Generator, flip_prob: float = 0.15) -> torch.Tensor:
     """n points in [-1, 1]^dim."""
     if kind == "uniform":
         return torch.rand(n, dim, generator=gen) * 2 - 1
