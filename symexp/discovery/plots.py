@@ -3,7 +3,7 @@
 With a nonlinear learned action h need not look like a textbook generator, so every generator gets two
 panels: h itself and the effective generator M_i, the least-squares linear fit v_i(theta) ~ M_i theta of
 its infinitesimal action. Two-parameter targets also get the vector field as arrows over (theta_1, theta_2).
-``composite`` puts several runs' panels into one figure (the README's), reading each run's
+``composite`` puts several runs' panels into one figure (the README's), one row per run, reading each run's
 figures/generators.npz and results.json:
 
     python -m symexp.discovery.plots OUT.png RUN_DIR [RUN_DIR ...]
@@ -71,23 +71,25 @@ def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts
 
 
 def composite(run_dirs: Sequence[Path], path: Path, dpi: int = 80) -> Path:
-    """One row per generator of every run: h_i and its vector field as a linear map, titled with the run's
-    name and the generator's verdict, recomputed from the run's results.json by evaluate.verdict."""
+    """One row per run, two panels per generator (h_i and its vector field as a linear map), h_i titled with
+    the generator's verdict, recomputed from the run's results.json by evaluate.verdict."""
     from symexp.discovery.evaluate import verdict
 
-    rows = []
+    runs = []
     for run in map(Path, run_dirs):
         res = json.loads((run / "results.json").read_text())
         data = np.load(run / "figures" / "generators.npz")
-        k = data["h"].shape[0]
         metrics = {key: value for key, value in res["metrics"].items() if isinstance(value, float)}
-        verdicts = [verdict(metrics, i + 1) for i in range(k)]  # re-measured from results.json
-        for i in range(k):
-            rows.append((res["name"], i, data["h"][i], data["effective"][i], list(data["labels"]), verdicts[i]))
-    fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.9 * len(rows)), squeeze=False)
-    for r, (name, i, h, eff, labels, note) in enumerate(rows):
-        _heat(axes[r, 0], h, labels, f"{name}: h{i + 1}\n{textwrap.fill(note, 46)}", 6)
-        _heat(axes[r, 1], eff, labels, f"{name}: field of h{i + 1} as a linear map", 6)
+        runs.append((res["name"], data["h"], data["effective"], list(data["labels"]), metrics))
+    cols = 2 * max(h.shape[0] for _, h, _, _, _ in runs)
+    fig, axes = plt.subplots(len(runs), cols, figsize=(2.7 * cols, 3.0 * len(runs)), squeeze=False)
+    for r, (name, h, eff, labels, metrics) in enumerate(runs):
+        for i in range(h.shape[0]):
+            note = textwrap.fill(verdict(metrics, i + 1), 34)
+            _heat(axes[r, 2 * i], h[i], labels, f"{name}: h{i + 1}\n{note}", 6)
+            _heat(axes[r, 2 * i + 1], eff[i], labels, f"field of h{i + 1} as a linear map", 6)
+        for ax in axes[r, 2 * h.shape[0]:]:
+            ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
