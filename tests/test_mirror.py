@@ -77,6 +77,14 @@ def test_dcs_identity_matches_lasso():
     assert torch.equal(plain.theta(), plain.w)
 
 
+def test_sparsity_of_a_diverged_model_is_nan_not_dense():
+    from symexp.tasks.mirror_experiments import sparsity
+
+    theta = torch.tensor([[0.0, 1.0, 0.0, 2.0], [float("nan"), 0.0, 0.0, 0.0], [float("inf"), 0.0, 1.0, 1.0]])
+    sp = sparsity(theta, 1e-3)
+    assert sp[0] == 0.5 and sp[1:].isnan().all()
+
+
 PRESETS = sorted(p.stem for p in (Path(__file__).parent.parent / "conf" / "experiment").glob("mirror_*.yaml"))
 
 

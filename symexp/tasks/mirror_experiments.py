@@ -58,7 +58,14 @@ class _InnerLoopTask(SymexpTask):
 
 
 def sparsity(theta: torch.Tensor, tol: float) -> torch.Tensor:
-    return (theta.abs() < tol).float().mean(-1)
+    """Share of coordinates with |theta_i| < tol per row; NaN for a diverged row (NaN < tol would read as dense)."""
+    sp = (theta.abs() < tol).float().mean(-1)
+    return torch.where(torch.isfinite(theta).all(-1), sp, torch.full_like(sp, float("nan")))
+
+
+def _nanmax(x: torch.Tensor) -> torch.Tensor:
+    finite = x[torch.isfinite(x)]
+    return finite.max() if finite.numel() else x.new_tensor(float("nan"))
 
 
 class MirrorSparsityTask(_InnerLoopTask):
@@ -92,13 +99,17 @@ class MirrorSparsityTask(_InnerLoopTask):
             tag = f"lr{float(lr[k]):g}_wd{float(wd[k]):g}"
             self.results[f"mirror/sparsity_plain/{tag}"] = sp_plain[k]
             self.results[f"mirror/sparsity_sym/{tag}"] = sp_sym[k]
-        self.results["mirror/sparsity_sym_max"] = sp_sym.max()
-        self.results["mirror/sparsity_plain_max"] = sp_plain.max()
+        self.results["mirror/sparsity_sym_max"] = _nanmax(sp_sym)
+        self.results["mirror/sparsity_plain_max"] = _nanmax(sp_plain)
+        self.results["mirror/diverged_plain"] = sp_plain.isnan().float().sum()
+        self.results["mirror/diverged_sym"] = sp_sym.isnan().float().sum()
         self.sp = (sp_plain.reshape(len(self.lrs), -1), sp_sym.reshape(len(self.lrs), -1))
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
         u, v = self.uv
-        return {"rescaling": torch.sqrt(u.square() + v.square()).mean(-1).min().reshape(1)}
+        per_run = torch.sqrt(u.square() + v.square()).mean(-1)
+        finite = per_run[torch.isfinite(per_run)]  # diverged runs have no constraint to report
+        return {"rescaling": (finite.min() if finite.numel() else per_run.new_tensor(float("nan"))).reshape(1)}
 
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
@@ -108,7 +119,7 @@ class MirrorSparsityTask(_InnerLoopTask):
             ax.set_xscale("log")
             ax.set_xlabel("learning rate")
             ax.set_title(title, fontsize=9)
-        axes[0].set_ylabel(f"sparsity (|theta_i| < {self.tol:g})")
+        axes[0].set_ylabel(f"sparsity (|theta_i| < {self.tol:g}); gaps: diverged")
         axes[1].legend(fontsize=7)
         return {"sparsity": save_figure(fig, fig_dir / "sparsity.png")}
 
