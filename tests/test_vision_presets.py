@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, compose_cfg
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from symexp.run import build, run
 
@@ -86,4 +88,18 @@ def test_simclr_all_preset_applies_syre_to_every_layer(tmp_outputs):
 def test_sweeps_compose(sweep):
     cfg = compose_cfg([], config_dir=ROOT / "sweeps", config_name=sweep)
     assert cfg.name.startswith("syre_")
+    assert cfg.task._target_.startswith("symexp.tasks.")
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_sweep_first_job_composes(sweep):
+    """The first job of every sweep composes, as Hydra's sweeper checks before launching anything
+    (a bare YAML `off` in the sweeper params is a bool, which no config group accepts)."""
+    params = OmegaConf.load(ROOT / "sweeps" / f"{sweep}.yaml").hydra.sweeper.params
+    overrides = []
+    for key, value in params.items():
+        (parsed,) = OverridesParser.create().parse_overrides([f"{key}={value}"])
+        first = next(parsed.sweep_string_iterator()) if parsed.is_sweep_override() else parsed.get_value_element_as_str()
+        overrides.append(f"{key}={first}")
+    cfg = compose_cfg(overrides, config_dir=ROOT / "sweeps", config_name=sweep)
     assert cfg.task._target_.startswith("symexp.tasks.")
