@@ -97,10 +97,11 @@ def line_figure(rows: list[dict], name: str, path: Path) -> Path | None:
     if not numeric:
         return None
     x_key = numeric[0]
+    same = {k for k in keys if len({_overrides(r).get(k) for r in rs}) == 1}  # e.g. budget=cpu: not a series
     series: dict[str, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rs:
         o = _overrides(r)
-        rest = " ".join(f"{k}={o[k]}" for k in sorted(o) if k not in ("syre", x_key))
+        rest = " ".join(f"{k}={o[k]}" for k in sorted(o) if k not in ("syre", x_key) and k not in same)
         series[_variant(r) + (f" {rest}" if rest else "")][_f(o[x_key])].append(r)
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
