@@ -12,7 +12,7 @@ import torch
 from symexp.discovery import evaluate as ev
 from symexp.discovery.action import GeneratorModel
 from symexp.discovery.lifting import deep_forward, gl_data_action, lift_deeper, lift_wider, rescale_units, wide_forward
-from symexp.discovery.losses import ObjectiveConfig, objective
+from symexp.discovery.losses import ObjectiveConfig, infinitesimal_terms, objective
 from symexp.discovery.targets import TwoLayer, build_target
 from symexp.discovery.train import fit_generators
 from tests.conftest import compose_cfg
@@ -122,6 +122,42 @@ def test_alignment_report_and_verdict_classify_by_measurement():
             "gen/layer_share/W1/h1": 0.5, "gen/layer_share/W3/h1": 0.5,
             "gen/unexplained/W1/h1": 0.45, "gen/unexplained/W3/h1": 0.46}
     assert ev.verdict(fake, 1).startswith("new") and "on W1+W3" in ev.verdict(fake, 1)
+
+
+def test_invariance_term_is_loss_derivative_along_the_orbit():
+    """Eq. 5 as trained: |d/dt L(a_X(exp(t h), theta), X)| at t = 0 for the sampled (theta, X), with that X fed
+    to the action (finite differences in float64; the action is shifted so that a_X(I, theta) = theta)."""
+    torch.manual_seed(0)
+    target = TwoLayer(3, 3, 1, 1, "sigmoid")
+    model = GeneratorModel(k=1).build(target.n_params, target.x_size).double()
+    theta, x, y = (torch.randn(16, *s, dtype=torch.float64) for s in ((12,), (3, 1), (1, 1)))
+    inv = infinitesimal_terms(model, target, theta, x, y, ObjectiveConfig(normalize_invariance=False))["invariance"]
+    h, eye = model.h[0].detach(), torch.eye(12, dtype=torch.float64).expand(16, -1, -1)
+
+    def slope(x_action):
+        base = model.act(eye, theta, x_action.flatten(1)) - theta
+        moved = [target.batch_loss(model.act(torch.linalg.matrix_exp(t * h).expand(16, -1, -1), theta,
+                                             x_action.flatten(1)) - base, x, y) for t in (1e-5, -1e-5)]
+        return ((moved[0] - moved[1]) / 2e-5).abs().mean()
+
+    assert abs(float(inv - slope(x))) < 1e-8 * float(inv)
+    assert abs(float(inv - slope(x[torch.randperm(16)]))) > 1e-3 * float(inv)  # the action sees X
+
+
+def test_same_layer_baseline_exposes_a_field_that_only_picks_a_layer():
+    """A constant move of W1 in the sigmoid net beats isotropic random directions (dL/dW1 carries sigma' <= 1/4)
+    but not random moves of W1 alone; the rescaling field of the linear net beats both."""
+    sig = TwoLayer(3, 3, 1, 1, "sigmoid")
+    theta, x, y, g = _eval_set(sig, n=2000)
+    w1_only = _FixedField(lambda t: torch.cat([torch.ones(9), torch.zeros(3)]).expand(t.shape[0], -1))
+    inv = ev.invariance_errors(sig, w1_only, theta, x, y, g)
+    assert float(inv["ratio"]) > 1.5
+    assert 0.7 < float(inv["same_layers"][0] / inv["learned"][0]) < 1.4
+    lin = TwoLayer(1, 1, 1, 1, "identity")
+    theta, x, y, g = _eval_set(lin)
+    rescale = _FixedField(lambda t: torch.stack([t[:, 0], -t[:, 1]], -1))
+    inv = ev.invariance_errors(lin, rescale, theta, x, y, g)
+    assert float(inv["same_layers"][0] / inv["learned"][0]) > 100
 
 
 def test_objective_terms_finite_for_every_target_and_objective():

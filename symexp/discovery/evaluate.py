@@ -22,13 +22,30 @@ def loss_gradients(target: TargetNet, theta, x, y) -> torch.Tensor:
 
 def invariance_errors(target, model, theta, x, y, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Mean |cos(grad L, v)|: the first-order loss change per unit step along v, relative to the steepest.
-    Learned directions v = D_g a(h_i); random directions are isotropic Gaussians."""
+    Learned directions v = D_g a(h_i); random directions are isotropic Gaussians; ``same_layers`` (k,) uses
+    random directions with each learned field's per-layer norms (same_layer_random)."""
     grads = loss_gradients(target, theta, x, y)
     fields = model.fields(theta, x.flatten(1))
     learned = torch.stack([_cos(grads, f).mean() for f in fields])
     rand = torch.randn(theta.shape, generator=gen).to(theta)
     random = _cos(grads, rand).mean()
-    return {"learned": learned, "random": random, "ratio": random / learned.max().clamp_min(1e-30)}
+    # own generator: the draws above (and finite_flow's after them) stay what they were before this baseline
+    layer_gen = torch.Generator().manual_seed(4242)
+    same_layers = torch.stack([_cos(grads, same_layer_random(target, f, layer_gen)).mean() for f in fields])
+    return {"learned": learned, "random": random, "ratio": random / learned.max().clamp_min(1e-30),
+            "same_layers": same_layers}
+
+
+def same_layer_random(target: TargetNet, field: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random directions with the field's norm in every layer, per sample: the baseline for "moves the right
+    layers". The loss gradient is smaller on some layers (sigmoid: sigma' <= 1/4 scales dL/dW1), so a field that
+    only picks such a layer beats isotropic random directions without being invariant; against this baseline
+    it scores about 1."""
+    sizes = [math.prod(shape) for _, shape in target.layout]
+    rand = torch.randn(field.shape, generator=gen).to(field)
+    parts = [r / r.norm(dim=-1, keepdim=True).clamp_min(1e-30) * f.norm(dim=-1, keepdim=True)
+             for f, r in zip(field.split(sizes, -1), rand.split(sizes, -1))]
+    return torch.cat(parts, -1)
 
 
 def identity_residual(model: GeneratorModel, theta, x) -> torch.Tensor:

@@ -123,6 +123,8 @@ class GeneratorTask(SymexpTask):
         dep = ev.data_dependence(self.model, theta, x, gen)
         for i in range(self.model.k):
             out[f"gen/invariance_learned/h{i + 1}"] = inv["learned"][i]
+            out[f"gen/invariance_same_layers_random/h{i + 1}"] = inv["same_layers"][i]
+            out[f"gen/invariance_same_layers_ratio/h{i + 1}"] = inv["same_layers"][i] / inv["learned"][i].clamp_min(1e-30)
             out[f"gen/flow_loss_change/h{i + 1}"] = flow_learned[i]
             out[f"gen/data_dependence/h{i + 1}"] = dep[i]
         if self.lift:
