@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -103,7 +104,8 @@ def aggregate(runs: list[dict], key: str, window: int = 1) -> tuple[np.ndarray, 
     n = min(len(r["curves"]["env_step"]) for r in runs)
     x = runs[0]["curves"]["env_step"][:n]
     ys = np.stack([smooth(r["curves"][key][:n], window) for r in runs])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns where no seed has a value yet stay NaN
         mean = np.nanmean(ys, 0) if np.isfinite(ys).any() else np.full(n, np.nan)
         count = np.isfinite(ys).sum(0)
         sem = np.where(count > 1, np.nanstd(ys, 0, ddof=0) / np.sqrt(np.maximum(count, 1)), 0.0)
