@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from symexp.plots import save_figure  # noqa: E402
+from symexp.report.figures import _f  # noqa: E402
 
 COLOURS = {"off": "tab:blue", "static_bias": "tab:red", "wfix": "tab:green", "advanced": "tab:purple",
            "offset": "tab:pink", "sigma_asym": "tab:brown"}
@@ -28,14 +29,6 @@ LINE_METRICS = {
     "syre_fcn": ("train/acc", "test/acc", "rank/first_pre/cov_rank", "rank/first_post/cov_rank"),
     "syre_two_layer": ("train/loss", "test/acc", "sym/distinct_neurons"),
 }
-
-
-def _f(v) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return f if math.isfinite(f) else math.nan
 
 
 def _overrides(r: dict) -> dict[str, str]:
