@@ -235,3 +235,18 @@ def test_gen_preset_smoke(preset, tmp_outputs, tmp_path):
 
     img = matplotlib.image.imread(composite([run_dir], tmp_path / "composite.png"))
     assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0
+
+
+def test_orthogonality_on_fields_catches_generators_that_share_one_field():
+    """Eq. 9 on h (the paper) is 0 for orthogonal h even when the action maps them to one field (what
+    collapsed gen_relu); orth_on="field" scores that 1, and orthogonal fields 0."""
+    from symexp.discovery.losses import regularizers
+
+    model = GeneratorModel(k=2, kind="linear").build(2, 1)
+    with torch.no_grad():
+        model.h.copy_(torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]]]))
+    shared = torch.randn(8, 2)
+    assert float(regularizers(model, [shared, 2 * shared], 1.0, "h")["orth"]) < 1e-6
+    assert abs(float(regularizers(model, [shared, 2 * shared], 1.0, "field")["orth"]) - 1) < 1e-5
+    perp = torch.stack([-shared[:, 1], shared[:, 0]], -1)
+    assert float(regularizers(model, [shared, perp], 1.0, "field")["orth"]) < 1e-6
