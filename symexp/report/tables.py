@@ -4,6 +4,7 @@ other families, and every failed or diverged job (never silently dropped)."""
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -173,11 +174,16 @@ def _syre_variant(r: dict) -> str:
     return str(r.get("syre_variant") or "preset")
 
 
+def _natural(cell: str) -> tuple:
+    """Sort key of a "variant\x00overrides" cell: numeric override values in numeric order (3.0 before 10.0)."""
+    variant, rest = cell.split("\x00")
+    vals = [i.partition("=")[2] for i in rest.split()]
+    return tuple((0, f, "") if (f := _num(v)) is not None else (1, 0.0, v) for v in vals), variant
+
+
 def syre_tables(rows: list[dict]) -> list[str]:
     """Seed 002's synthetic experiments: one row per sweep setting (its overrides), median over members
     of the metrics that decide the figure (SYRE_KEYS), so syre / vanilla / baselines sit side by side."""
-    import fnmatch
-
     ok = [r for r in rows if r.get("status") == "ok" and str(r.get("name", "")).startswith("syre_")]
     by_name: dict[str, list[dict]] = defaultdict(list)
     for r in ok:
@@ -199,12 +205,7 @@ def syre_tables(rows: list[dict]) -> list[str]:
         shared = " ".join(sorted(i for i in common if not i.startswith("syre=")))
         out += [f"## {name} (seed 002): median over members" + (f" ({shared})" if shared else ""), "",
                 "| syre | setting | n | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
-        def natural(cell: str) -> tuple:  # numeric override values in numeric order (3.0 before 10.0)
-            variant, rest = cell.split("\x00")
-            vals = [i.partition("=")[2] for i in rest.split()]
-            return tuple((0, f, "") if (f := _num(v)) is not None else (1, 0.0, v) for v in vals), variant
-
-        for cell in sorted(cells, key=natural):
+        for cell in sorted(cells, key=_natural):
             variant, rest = cell.split("\x00")
             group = cells[cell]
             out.append(f"| {variant} | {rest or '–'} | {len(group)} | "
