@@ -51,10 +51,36 @@ def test_mlp_action_recovers_scalar_rescaling_field():
         assert float(ev.alignment(target, model, theta[:128], x[:128])) >= 0.99
 
 
-def test_hand_written_field_matches_torch_func_jvp():
-    model = GeneratorModel(k=2, activation="tanh").build(6, 4)
+@pytest.mark.slow
+def test_deformed_action_recovers_relu_rescaling():
+    """The ReLU net's per-unit rescaling: the paper's MLP action learns it for 2 of 5 seeds, the deformed linear
+    action for every seed we ran (docs/discovery.md); here seed 0, which fails with the MLP action."""
+    torch.manual_seed(0)
+    target = TwoLayer(2, 2, 1, 4, "relu")
+    model = GeneratorModel(k=2, kind="deformed").build(target.n_params, target.x_size)
+    fit_generators(model, target, ObjectiveConfig(), steps=1500)
+    theta, x, y, g = _eval_set(target)
+    with torch.enable_grad():
+        inv = ev.invariance_errors(target, model, theta, x, y, g)
+        report = ev.alignment_report(target, model, theta[:128], x[:128])
+    assert float(inv["ratio"]) >= 10
+    assert float(report["gen/alignment/rescaling/h1"]) >= 0.98
+
+
+@pytest.mark.parametrize("kind", ["mlp", "deformed", "linear"])
+def test_hand_written_field_matches_torch_func_jvp(kind):
+    model = GeneratorModel(k=2, kind=kind, activation="tanh").build(6, 4)
     theta, x = torch.randn(5, 6), torch.randn(5, 4)
     assert torch.allclose(model.field(model.h[1], theta, x), model.field_jvp(model.h[1], theta, x), atol=1e-6)
+
+
+def test_deformed_action_keeps_identity_exactly_and_is_not_linear():
+    model = GeneratorModel(k=1, kind="deformed").build(6, 4)
+    theta, x = torch.randn(5, 6), torch.randn(5, 4)
+    assert torch.equal(model.act(model.identity(theta), theta, x), theta)
+    g = torch.linalg.matrix_exp(0.3 * model.h[0].detach()).expand(5, -1, -1)
+    linear = (g @ theta[..., None])[..., 0]
+    assert (model.act(g, theta, x) - linear).norm() > 1e-3  # the MLP deforms g theta
 
 
 @pytest.mark.parametrize("kind,kw", [
@@ -79,7 +105,8 @@ def test_known_tangents_are_exact_symmetries(kind, kw):
 def test_nested_forward_mode_matches_torch_func():
     from symexp.discovery.losses import field_jacobian_vector
 
-    for kind, act in (("mlp", "silu"), ("mlp", "tanh"), ("mlp", "gelu"), ("linear", "silu")):
+    for kind, act in (("mlp", "silu"), ("mlp", "tanh"), ("mlp", "gelu"), ("linear", "silu"), ("deformed", "silu"),
+                      ("deformed", "tanh")):
         model = GeneratorModel(k=2, kind=kind, activation=act).build(6, 4)
         theta, x, v = torch.randn(5, 6), torch.randn(5, 4), torch.randn(2, 5, 6)
         fast = model.field_tangents(model.h, theta, x, v)

@@ -3,7 +3,11 @@
 ``kind: mlp`` is the paper's action, a 4-layer MLP (hidden 64) taking (vec g, theta, vec X); with
 ``residual: true`` it outputs theta + MLP(...), which leaves the identity axiom to the loss but starts
 near it. ``kind: linear`` is the data-independent linear action a(g, theta) = g theta, for which h itself
-is comparable with a textbook generator. The infinitesimal action D_g a_X|_{I,theta}(h) is a forward-mode
+is comparable with a textbook generator. ``kind: deformed`` (ours) is the linear action deformed by the
+same MLP r taking (g theta, theta, vec X): a = g theta + r(g theta, theta, X) - r(theta, theta, X). The
+identity axiom holds exactly, and its field (I + J_r(theta, X)) h theta starts linear in theta, whereas the
+paper's MLP field J(theta, X) W_g vec(h) starts nearly constant in theta and gets stuck there (see
+docs/discovery.md). The infinitesimal action D_g a_X|_{I,theta}(h) is a forward-mode
 derivative (torch.func.jvp) of g -> a(g, theta, X) at g = I along h.
 """
 
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+KINDS = ("mlp", "linear", "deformed")
 _ACTS = {"silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
@@ -62,8 +67,8 @@ class GeneratorModel(nn.Module):
         super().__init__()
         if len(seeds) > 1:
             raise ValueError("ensemble.size: generator learning trains one model; use ensemble.size=1")
-        if kind not in ("mlp", "linear"):
-            raise ValueError(f"model.kind: unknown action {kind!r}; choose mlp or linear")
+        if kind not in KINDS:
+            raise ValueError(f"model.kind: unknown action {kind!r}; choose one of {KINDS}")
         if activation not in _ACTS:
             raise ValueError(f"model.activation: unknown {activation!r}; choose one of {sorted(_ACTS)}")
         if not isinstance(k, int) or k < 1:
@@ -83,9 +88,10 @@ class GeneratorModel(nn.Module):
         gen = torch.Generator().manual_seed(self.seed)
         self.n, self.x_size = n, x_size
         self.h = nn.Parameter(torch.randn(self.k, n, n, generator=gen) * self.init_std / n**0.5)
-        if self.kind == "mlp":
+        if self.kind != "linear":
             torch.manual_seed(self.seed)
-            dims = [n * n + n + x_size] + [self.hidden] * (self.layers - 1) + [n]
+            g_size = n * n if self.kind == "mlp" else n  # deformed: the MLP sees g theta, not g
+            dims = [g_size + n + x_size] + [self.hidden] * (self.layers - 1) + [n]
             mods: list[nn.Module] = []
             for i in range(len(dims) - 1):
                 mods.append(nn.Linear(dims[i], dims[i + 1]))
@@ -98,6 +104,9 @@ class GeneratorModel(nn.Module):
         """a_X(g, theta): g (B, n, n), theta (B, n), x (B, x_size) -> (B, n)."""
         if self.kind == "linear":
             return (g @ theta[..., None])[..., 0]
+        if self.kind == "deformed":
+            moved = (g @ theta[..., None])[..., 0]
+            return moved + (self.net(torch.cat([moved, theta, x], -1)) - self.net(torch.cat([theta, theta, x], -1)))
         out = self.net(torch.cat([g.flatten(-2), theta, x], -1))
         return theta + out if self.residual else out
 
@@ -106,14 +115,21 @@ class GeneratorModel(nn.Module):
 
     def field(self, h: torch.Tensor, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """D_g a_X|_{I,theta}(h) for one h (n, n) at every sample: (B, n). Forward-mode by hand through the
-        MLP (tangent of the input = (vec h, 0, 0)): the same number as torch.func.jvp (see field_jvp, which
+        MLP (tangent of its input: (vec h, 0, 0) for mlp, (h theta, 0, 0) for deformed): the same number as torch.func.jvp (see field_jvp, which
         the tests compare against), several times cheaper on small batches."""
         if self.kind == "linear":
             return theta @ h.T
-        z = torch.cat([self.identity(theta).flatten(-2), theta, x], -1)
-        first = self.net[0]
-        dz = (h.reshape(-1) @ first.weight[:, : self.n * self.n].T).expand(theta.shape[0], -1)
-        z = first(z)
+        n, first = self.n, self.net[0]
+        if self.kind == "deformed":
+            moved = theta @ h.T
+            z = first(torch.cat([theta, theta, x], -1))
+            return moved + self._tangent(z, moved @ first.weight[:, :n].T)
+        z = first(torch.cat([self.identity(theta).flatten(-2), theta, x], -1))
+        dz = (h.reshape(-1) @ first.weight[:, : n * n].T).expand(theta.shape[0], -1)
+        return self._tangent(z, dz)
+
+    def _tangent(self, z: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+        """Push the tangent dz of the first layer's output z through the rest of the MLP (forward mode)."""
         for layer in list(self.net)[1:]:
             if isinstance(layer, nn.Linear):
                 z, dz = layer(z), dz @ layer.weight.T
@@ -134,10 +150,22 @@ class GeneratorModel(nn.Module):
         if self.kind == "linear":
             return torch.einsum("pbm,pnm->pbn", vs, hs)
         n, first = self.n, self.net[0]
+        w = first.weight
+        if self.kind == "deformed":
+            # field = h theta + J_r(theta) h theta; along v: h v + (d J_r . v) h theta + J_r h v
+            z = first(torch.cat([theta, theta, x], -1))
+            moved = torch.einsum("bm,pnm->pbn", theta, hs)  # h_p theta: (P, B, n)
+            moved_t = torch.einsum("pbm,pnm->pbn", vs, hs)  # h_p v_p
+            dz, zt = moved @ w[:, :n].T, vs @ (w[:, :n] + w[:, n : 2 * n]).T
+            return moved_t + self._second_tangent(z, dz, zt, moved_t @ w[:, :n].T)
         z = first(torch.cat([self.identity(theta).flatten(-2), theta, x], -1))  # (B, H), shared by all p
-        dz = (hs.flatten(1) @ first.weight[:, : n * n].T)[:, None, :]  # d/dg along h: (P, 1, H)
-        zt = vs @ first.weight[:, n * n : n * n + n].T  # d/dtheta along v: (P, B, H)
-        dzt = torch.zeros_like(zt)  # d/dtheta of dz along v: 0 after the first (affine) layer
+        dz = (hs.flatten(1) @ w[:, : n * n].T)[:, None, :]  # d/dg along h: (P, 1, H)
+        zt = vs @ w[:, n * n : n * n + n].T  # d/dtheta along v: (P, B, H)
+        return self._second_tangent(z, dz, zt, torch.zeros_like(zt))  # dz does not depend on theta
+
+    def _second_tangent(self, z, dz, zt, dzt) -> torch.Tensor:
+        """Forward-over-forward through the MLP after its first layer: z the first layer's output, dz its
+        tangent along h, zt along v, dzt the mixed second-order tangent; returns the output's mixed tangent."""
         for layer in list(self.net)[1:]:
             if isinstance(layer, nn.Linear):
                 z = layer(z)

@@ -211,10 +211,11 @@ def verdict(metrics: dict[str, float], i: int) -> str:
 
 
 def generator_alignment(target: TargetNet, model: GeneratorModel) -> torch.Tensor:
-    """For a linear learned action: mean over h_i of |P h_i| / |h_i| with P the projection (Frobenius) onto
-    the span of the known generators; NaN if the action is not linear or no linear symmetry is known."""
+    """For the linear and the deformed linear action (whose field is h theta plus the MLP's correction): mean
+    over h_i of |P h_i| / |h_i| with P the projection (Frobenius) onto the span of the known generators; NaN
+    for the paper's MLP action (h enters it through a learned layer) or where no linear symmetry is known."""
     known = target.known_generators()
-    if model.kind != "linear" or known is None:
+    if model.kind == "mlp" or known is None:
         return torch.tensor(math.nan)
     q = torch.linalg.qr(known.flatten(1).T.double()).Q
     h = model.h.detach().flatten(1).double()
