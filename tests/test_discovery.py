@@ -24,11 +24,16 @@ def _eval_set(target, n=512, seed=1):
             torch.randn(n, *target.y_shape, generator=g), g)
 
 
-def test_recovers_scalar_rescaling_symmetry():
+def _fitted(target, kind: str, k: int = 1, lr: float = 1e-3, steps: int = 1500) -> GeneratorModel:
+    """A generator model trained on ``target`` with the default objective (seed 0)."""
     torch.manual_seed(0)
+    model = GeneratorModel(k=k, kind=kind).build(target.n_params, target.x_size)
+    return fit_generators(model, target, ObjectiveConfig(), steps=steps, lr=lr)
+
+
+def test_recovers_scalar_rescaling_symmetry():
     target = TwoLayer(1, 1, 1, 1, "identity")
-    model = GeneratorModel(k=1, kind="linear").build(target.n_params, target.x_size)
-    fit_generators(model, target, ObjectiveConfig(), steps=1500, lr=1e-2)
+    model = _fitted(target, "linear", lr=1e-2)
     theta, x, y, g = _eval_set(target)
     with torch.enable_grad():
         inv = ev.invariance_errors(target, model, theta, x, y, g)
@@ -42,10 +47,8 @@ def test_recovers_scalar_rescaling_symmetry():
 
 @pytest.mark.slow
 def test_mlp_action_recovers_scalar_rescaling_field():
-    torch.manual_seed(0)
     target = TwoLayer(1, 1, 1, 1, "identity")
-    model = GeneratorModel(k=1, kind="mlp").build(target.n_params, target.x_size)
-    fit_generators(model, target, ObjectiveConfig(), steps=1500, lr=1e-3)
+    model = _fitted(target, "mlp")
     theta, x, _, _ = _eval_set(target)
     with torch.enable_grad():
         assert float(ev.alignment(target, model, theta[:128], x[:128])) >= 0.99
@@ -54,17 +57,16 @@ def test_mlp_action_recovers_scalar_rescaling_field():
 @pytest.mark.slow
 def test_deformed_action_recovers_relu_rescaling():
     """The ReLU net's per-unit rescaling: the paper's MLP action learns it for 2 of 5 seeds, the deformed linear
-    action for every seed we ran (docs/discovery.md); here seed 0, which fails with the MLP action."""
-    torch.manual_seed(0)
+    action for every seed we ran (docs/discovery.md); here seed 0 at budget=cpu (3000 steps, ~30 s)."""
     target = TwoLayer(2, 2, 1, 4, "relu")
-    model = GeneratorModel(k=2, kind="deformed").build(target.n_params, target.x_size)
-    fit_generators(model, target, ObjectiveConfig(), steps=1500)
+    model = _fitted(target, "deformed", k=2, steps=3000)  # budget=cpu
     theta, x, y, g = _eval_set(target)
     with torch.enable_grad():
         inv = ev.invariance_errors(target, model, theta, x, y, g)
         report = ev.alignment_report(target, model, theta[:128], x[:128])
-    assert float(inv["ratio"]) >= 10
-    assert float(report["gen/alignment/rescaling/h1"]) >= 0.98
+    assert float(inv["ratio"]) >= 30  # worst generator; measured 59
+    for i in (1, 2):
+        assert float(report[f"gen/alignment/rescaling/h{i}"]) >= 0.99
 
 
 @pytest.mark.parametrize("kind", ["mlp", "deformed", "linear"])
