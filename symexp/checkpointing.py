@@ -95,7 +95,7 @@ class PeriodicCheckpoint(Checkpoint):
         """Temp file + rename on rank zero, so a kill mid-write never leaves a torn last.ckpt."""
         self.dirpath.mkdir(parents=True, exist_ok=True)
         tmp = self.dirpath / f".{LAST}.tmp"
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)

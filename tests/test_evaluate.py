@@ -24,10 +24,11 @@ def test_evaluate_reproduces_results_exactly_and_can_reselect_metrics(tmp_path):
     original, again = _res(tmp_path / "results.json"), _res(out / "results.json")
     assert again["status"] == "ok" and again["metrics"] == original["metrics"]
     assert (out / "figures" / "partials.png").exists()
-    out = evaluate(tmp_path, ["metric=[rank]", "progress=none"])
-    rank = _res(out / "results.json")["metrics"]
-    assert any(k.startswith("rank/") for k in rank) and "sym/output_defect" not in rank
-    assert rank["test/mse"] == original["metrics"]["test/mse"]
+    out = evaluate(tmp_path, ["metric=[output_defect]", "data.grid_points=41", "progress=none"])
+    fewer = _res(out / "results.json")["metrics"]
+    assert "sym/output_defect" in fewer and "sym/partial_defect" not in fewer
+    assert fewer["test/mse"] != original["metrics"]["test/mse"]  # another evaluation grid
+    assert _res(out / "results.json")["config"]["data"]["grid_points"] == 41
 
 
 def test_evaluate_an_interrupted_job_at_its_checkpoint(monkeypatch, tmp_path):
