@@ -181,3 +181,15 @@ def test_checkpoints_are_written_mid_run_by_the_fraction_rule(tmp_path):
     finally:
         run_module._checkpoint_callback = run_module_callback
     assert saves[0].saves == 10 + 1  # 20 Lightning epochs, every 2 of them, plus the end of training
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["gen_relu", "syre_symbench", "syre_vae", "syre_simclr task.epochs=2",
+                                    "syre_continual", "syre_lmc task.epochs=2", "syre_teacher_student",
+                                    "syre_resnet task.epochs=2"])
+def test_every_task_family_resumes_to_the_same_numbers(monkeypatch, tmp_path, preset):
+    name, *extra = preset.split()
+    full, resumed = _interrupted_then_resumed(
+        monkeypatch, tmp_path, [f"experiment={name}", *extra, "budget=smoke", "checkpoint.every_n_epochs=1",
+                                "save_checkpoints=true"], crash_epoch=1)
+    _same_numbers(full, resumed)
