@@ -89,7 +89,7 @@ class GraphEngine:
         self.capturable = self.device.type == "cuda"  # torch's capturable optimizers need an accelerator
         self.fused_optimizer = fused_optimizer and self.capturable and "fused" in optimizer.defaults
         self._lr = [torch.zeros((), dtype=torch.float32, device=self.device) for _ in optimizer.param_groups]
-        self._anchor_pairs: list[tuple[dict, list[nn.Parameter], list[torch.Tensor]]] | None = None
+        self._anchor_pairs: list[tuple[int, list[nn.Parameter], list[torch.Tensor]]] | None = None
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._graph_key: tuple | None = None
         self._warm_key: tuple | None = None
@@ -97,19 +97,19 @@ class GraphEngine:
         self.captures = 0  # graphs recorded so far (a test and the bench read it)
 
     # ---------------------------------------------------------------- anchored syre decay
-    def _anchors(self) -> list[tuple[dict, list[nn.Parameter], list[torch.Tensor]]]:
-        """Per param group with weight decay: (group, params, theta0) of the anchored parameters."""
+    def _anchors(self) -> list[tuple[int, list[nn.Parameter], list[torch.Tensor]]]:
+        """Per param group (by index: optimizer.load_state_dict replaces the group dicts): the anchored
+        parameters and their theta0."""
         if self._anchor_pairs is not None:
             return self._anchor_pairs
         out = []
         if self.hooks is not None and getattr(self.hooks, "fused_compatible", False):
             got = self.hooks.anchors(self.model) or {}
             by_id = {id(p): got.get(n) for n, p in self.model.named_parameters()}
-            for group in self.optimizer.param_groups:
+            for i, group in enumerate(self.optimizer.param_groups):
                 items = [(p, by_id[id(p)]) for p in group["params"] if by_id.get(id(p)) is not None]
                 if items:
-                    ps, t0 = zip(*items)
-                    out.append((group, list(ps), [t.detach().to(p).expand_as(p) for p, t in items]))
+                    out.append((i, [p for p, _ in items], [t.detach().to(p).expand_as(p) for p, t in items]))
         self._anchor_pairs = out
         return out
 
@@ -118,7 +118,8 @@ class GraphEngine:
         """syre's anchored decay (coupled: into the gradient before the step; decoupled: after it)."""
         from symexp.syre import _decoupled
 
-        for group, ps, t0 in self._anchors():
+        for i, ps, t0 in self._anchors():
+            group = self.optimizer.param_groups[i]
             wd = float(group["weight_decay"])
             if wd == 0:
                 continue
@@ -151,8 +152,10 @@ class GraphEngine:
     @contextlib.contextmanager
     def _hyper(self):
         """Tensor lr (and capturable/fused on CUDA, foreach off on CPU) in every group while the engine runs."""
-        saved = []
-        for group, buf in zip(self.optimizer.param_groups, self._lr):
+        saved, groups = [], self.optimizer.param_groups
+        if len(self._lr) != len(groups):
+            self._lr = [torch.zeros((), dtype=torch.float32, device=self.device) for _ in groups]
+        for group, buf in zip(groups, self._lr):
             saved.append({k: group[k] for k in ("lr", "capturable", "fused", "foreach") if k in group})
             lr = group["lr"]
             buf.fill_(float(lr.item() if isinstance(lr, torch.Tensor) else lr))
@@ -190,7 +193,7 @@ class GraphEngine:
         hyper = tuple(repr(sorted((k, v) for k, v in g.items() if k not in ("params", "lr")))
                       for g in self.optimizer.param_groups)
         anchors = tuple(t.data_ptr() for _, _, ts in self._anchors() for t in ts)
-        return tuple(ptrs), hyper, anchors
+        return tuple(ptrs), hyper, anchors, tuple(b.data_ptr() for b in self._lr)
 
     # ---------------------------------------------------------------- capture and replay
     def _capture(self, g: int, x: torch.Tensor, y: torch.Tensor):
