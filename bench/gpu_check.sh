@@ -7,7 +7,7 @@
 #   bash bench/gpu_check.sh --dry-run   # anywhere: print the plan, run the CPU-safe parts (tiny, CPU)
 #
 # Environment: PYTHON (a python whose torch sees the GPU; skips the set-up), CUDA_WHEEL (the PyTorch wheel
-# index tag, default cu126), GPU_CHECK_BUDGET_S (seconds for the measurements, default 540), OUT.
+# index tag, default cu128), GPU_CHECK_BUDGET_S (seconds for the measurements, default 540), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ for arg in "$@"; do
   esac
 done
 
-CUDA_WHEEL=${CUDA_WHEEL:-cu126}
+CUDA_WHEEL=${CUDA_WHEEL:-cu128}
 BUDGET=${GPU_CHECK_BUDGET_S:-540}
 export WANDB_MODE=offline
 
