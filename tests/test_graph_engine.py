@@ -174,3 +174,29 @@ def test_capture_matches_eager_and_autograd_on_cuda(kind, opt_cls, syre):
     _assert_same((m_ref, o_ref, h_ref), (m_new, o_new, h_new), tol=1e-4)
     assert _rel(torch.cat(l_new, 1), torch.cat(l_ref, 1)) < 1e-4
     assert isinstance(o_new.param_groups[0]["lr"], float) and not o_new.param_groups[0]["capturable"]
+
+
+def test_auto_falls_back_to_autograd_when_capture_fails(monkeypatch, caplog):
+    """A step that cannot be captured: task.engine=auto logs it and finishes the chunk (and the run) with the
+    autograd engine, losing no step; task.engine=graph raises. Simulated on CPU by a failing _capture."""
+    from symexp.engines import graph as graph_mod
+
+    def fail(self, g, x, y):
+        raise graph_mod.CaptureError("GraphEngine: capturing the step of RFLR with Adam failed (simulated)")
+
+    monkeypatch.setattr(GraphEngine, "_capture", fail)
+    monkeypatch.setattr(GraphEngine, "_eager_on_side_stream", lambda self, x, y, out: self.steps(x, y, out))
+    ref, new = _pair("rflr", torch.optim.Adam, lr=3e-3)
+    x, y = _data(3, 100, 2, seed=7)
+    l_ref = AutogradEngine(*ref).run(x, y)
+    eng = GraphEngine(*new, graph_steps=16, fallback=True)
+    eng.capture = True  # pretend: the segment loop runs, its first segment eagerly, the second fails to capture
+    with caplog.at_level("WARNING", logger="symexp.engines.graph"):
+        l_new = _chunks(eng, x, y, 50)
+    assert "continues with the autograd engine" in caplog.text and isinstance(eng._autograd, AutogradEngine)
+    _assert_same(ref, new)
+    assert _rel(l_new, l_ref) < 1e-5
+    strict = GraphEngine(*_pair("rflr", torch.optim.Adam, lr=3e-3)[1], graph_steps=16)
+    strict.capture = True
+    with pytest.raises(graph_mod.CaptureError, match="simulated"):
+        strict.run(x[:, :50], y[:, :50])

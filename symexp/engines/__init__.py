@@ -28,7 +28,7 @@ def build_engine(kind: str, model, optimizer, hooks=None):
 
         reason = unsupported_reason(model, optimizer, hooks)
         if reason is None:
-            return GraphEngine(model, optimizer, hooks)
+            return GraphEngine(model, optimizer, hooks, fallback=kind == "auto")
         if kind == "graph":
             raise ValueError(f"task.engine=graph: {reason}")
         return AutogradEngine(model, optimizer, hooks)

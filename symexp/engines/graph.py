@@ -23,6 +23,10 @@ checkpoints and schedulers never see the swap. Any other hyperparameter change (
 weight_decay), a replaced parameter or optimizer-state tensor (``optimizer.load_state_dict``, an
 engine switch) invalidates the graphs, and the next segment is warmed up eagerly and recaptured.
 
+A step that cannot be captured (a host synchronisation in a custom model's forward) raises a
+:class:`CaptureError` naming the model and optimizer under ``task.engine=graph``; under
+``task.engine=auto`` it is logged once and the run continues with the autograd engine.
+
 syre: hooks with ``fused_compatible`` (the anchored static bias) are replaced by anchored weight decay
 applied inside the step with the lr tensor (coupled: ``grad -= wd * theta0`` before the step; decoupled:
 ``p += lr * wd * theta0`` after it), exactly syre's own before/after_step; hooks whose before/after_step
@@ -38,6 +42,10 @@ import torch
 from torch import nn
 
 log = logging.getLogger("symexp.engines.graph")
+
+
+class CaptureError(RuntimeError):
+    """The step could not be recorded as a CUDA graph (something in it synchronises with the host)."""
 
 DEFAULT_GRAPH_STEPS = 64  # steps per captured segment: ~3k graph nodes, captured in well under a second
 
@@ -73,7 +81,7 @@ class GraphEngine:
     elsewhere. Same contract as AutogradEngine: ``run(x (K, S, d), y (K, S)) -> losses (K, S)``."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, hooks=None, capture: bool | None = None,
-                 graph_steps: int = DEFAULT_GRAPH_STEPS, fused_optimizer: bool = True) -> None:
+                 graph_steps: int = DEFAULT_GRAPH_STEPS, fused_optimizer: bool = True, fallback: bool = False) -> None:
         reason = unsupported_reason(model, optimizer, hooks)
         if reason is not None:
             raise ValueError(f"task.engine=graph: {reason}")
@@ -93,7 +101,8 @@ class GraphEngine:
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._graph_key: tuple | None = None
         self._warm_key: tuple | None = None
-        self._pool = None
+        self.fallback = fallback
+        self._autograd = None  # set when a capture failed under fallback: the rest runs eagerly there
         self.captures = 0  # graphs recorded so far (a test and the bench read it)
 
     # ---------------------------------------------------------------- anchored syre decay
@@ -200,13 +209,11 @@ class GraphEngine:
         sx, sy = torch.empty_like(x[:, :g]), torch.empty_like(y[:, :g])  # filled before every replay
         sl = torch.empty_like(sy)
         graph = torch.cuda.CUDAGraph()
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
         try:
-            with torch.cuda.graph(graph, pool=self._pool):
+            with torch.cuda.graph(graph):  # a private memory pool per graph: no ordering rules between them
                 self.steps(sx, sy, sl)
         except Exception as exc:
-            raise RuntimeError(
+            raise CaptureError(
                 f"GraphEngine: capturing the step of {type(self.model).__name__} with "
                 f"{type(self.optimizer).__name__} failed ({type(exc).__name__}: {exc}); something in the step "
                 "synchronises with the host. Use task.engine=autograd.") from exc
@@ -231,31 +238,50 @@ class GraphEngine:
         y = y.detach().to(self.device).contiguous()
         S = x.shape[1]
         losses = torch.empty_like(y)
-        with self._hyper():
-            self._prepare_state()
-            if not self.capture:
-                self.steps(x, y, losses)
-                return losses
-            for start in range(0, S, self.graph_steps):
-                g = min(self.graph_steps, S - start)
-                xs, ys = x[:, start : start + g], y[:, start : start + g]
-                key = self._key()
-                if key != self._graph_key:
-                    self._graphs.clear()
-                    self._graph_key = None
-                    if key != self._warm_key:
-                        out = torch.empty_like(ys)
-                        self._eager_on_side_stream(xs, ys, out)
-                        losses[:, start : start + g] = out
-                        self._warm_key = self._key()
-                        continue
-                    self._graph_key = key
-                graph, sx, sy, sl = self._graphs.get(g) or self._capture(g, xs, ys)
-                sx.copy_(xs)
-                sy.copy_(ys)
-                graph.replay()
-                losses[:, start : start + g] = sl
+        if self._autograd is not None:
+            return self._autograd.run(x, y)
+        done = S
+        try:
+            with self._hyper():
+                self._prepare_state()
+                if not self.capture:
+                    self.steps(x, y, losses)
+                    return losses
+                for start in range(0, S, self.graph_steps):
+                    done = start
+                    g = min(self.graph_steps, S - start)
+                    self._segment(x[:, start : start + g], y[:, start : start + g], losses[:, start : start + g])
+                done = S
+        except CaptureError as exc:
+            if not self.fallback:
+                raise
+            log.warning("%s; task.engine=auto continues with the autograd engine", exc)
+            from symexp.engines.autograd import AutogradEngine
+
+            self.reset()
+            self._autograd = AutogradEngine(self.model, self.optimizer, self.hooks)
+            losses[:, done:] = self._autograd.run(x[:, done:], y[:, done:])
         return losses
+
+    def _segment(self, xs: torch.Tensor, ys: torch.Tensor, out: torch.Tensor) -> None:
+        """One segment of g steps: replayed from its graph, or eagerly as the warm-up before a (re)capture."""
+        g = xs.shape[1]
+        key = self._key()
+        if key != self._graph_key:
+            self._graphs.clear()
+            self._graph_key = None
+            if key != self._warm_key:
+                tmp = torch.empty_like(ys)
+                self._eager_on_side_stream(xs, ys, tmp)
+                out.copy_(tmp)
+                self._warm_key = self._key()
+                return
+            self._graph_key = key
+        graph, sx, sy, sl = self._graphs.get(g) or self._capture(g, xs, ys)
+        sx.copy_(xs)
+        sy.copy_(ys)
+        graph.replay()
+        out.copy_(sl)
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
