@@ -7,7 +7,8 @@ rest still run):
 2. ``rflr``      RF-LR batch-1 throughput, Table 1 network: eager AutogradEngine vs GraphEngine at
                  K in {1, 64, 256, 1024, 4096, 16384}, member-steps/s and ratio
 3. ``protocol``  the step time of every network of seed 000's two protocols at its job's K, and the
-                 estimated wall time of each protocol (Table 1 with matched controls; the 1D study)
+                 estimated wall time of each protocol (Table 1 with matched controls; the 1D study),
+                 one job at a time and with 2 / 4 jobs side by side on the GPU
 4. ``vision``    ResNet18 / ViT step time and peak memory with and without syre (seed 002 Tables 2-3)
 5. ``preset``    one vision preset (syre_resnet, CIFAR-10 if present, else synthetic CIFAR-shaped) for a
                  few epochs with device=gpu
@@ -191,8 +192,61 @@ def section_protocol(args, rep: Report, device: torch.device) -> None:
         rep.table(["network", "K per job", "jobs", "graph member-steps/s", "graph min", "eager member-steps/s",
                    "eager min"], rows)
         rep(f"Estimated wall time: **{total_graph / 60:.1f} min** with the graph engine, {total_eager / 60:.1f} min "
-            "with eager autograd (training steps only; start-up, validation every 50 epochs and metrics add "
-            "~10-20 s per job; jobs run side by side on one GPU overlap their launch-bound steps).\n")
+            "with eager autograd, one job after another (training steps only; start-up, validation every 50 "
+            "epochs and metrics add ~10-20 s per job).")
+        rep()
+        label, kind, shape, K = jobs[0][:4]
+        if args.cpu:
+            rep("(--cpu: jobs side by side not measured)\n")
+            continue
+        single = side_by_side_rate(kind, shape, K, 1, steps)
+        rates = {P: side_by_side_rate(kind, shape, K, P, steps) for P in (2, 4)}
+        cells = ", ".join(f"{P} jobs {r:,.0f} ({r / single:.2f}x)" for P, r in rates.items())
+        best_p = max(rates, key=rates.get)
+        rep(f"Jobs side by side on this GPU (separate processes, no MPS), {label} K={K}, aggregate member-steps/s: "
+            f"1 job {single:,.0f}, {cells}; at {best_p} jobs at a time the protocol would take "
+            f"~**{total_graph / 60 / max(rates[best_p] / single, 1e-9):.1f} min** (the speed-up of this network "
+            "applied to all of the protocol's jobs).\n")
+
+
+def _worker(spec: dict) -> dict:
+    """One side-by-side job: warm up (and capture), wait for the common start, then count member-steps."""
+    device = torch.device(spec["device"])
+    model = make_model(spec["kind"], spec["shape"], spec["K"], device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    eng = GraphEngine(model, opt)
+    x = (torch.rand(spec["K"], spec["steps"], spec["shape"]["in_dim"]) * 2 - 1).to(device)
+    y = target(x)
+    eng.run(x, y)
+    eng.run(x, y)
+    sync(device)
+    late = time.time() > spec["start_at"]
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < spec["seconds"]:
+        eng.run(x, y)
+        sync(device)
+        n += spec["K"] * spec["steps"]
+    return {"rate": n / (time.perf_counter() - t0), "late": late}
+
+
+def side_by_side_rate(kind: str, shape: dict, K: int, procs: int, steps: int, seconds: float = 4.0) -> float:
+    """Aggregate member-steps/s of `procs` graph-engine jobs running at the same time on the GPU."""
+    spec = dict(kind=kind, shape=shape, K=K, steps=steps, device="cuda", seconds=seconds,
+                start_at=time.time() + 25.0)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    workers = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(procs)]
+    total = 0.0
+    for w in workers:
+        out, err = w.communicate(timeout=120)
+        if w.returncode != 0:
+            raise RuntimeError(f"side-by-side worker failed: {err.strip().splitlines()[-1:] or out}")
+        got = json.loads(out.strip().splitlines()[-1])
+        if got["late"]:
+            print("  (a worker was not ready at the common start: the aggregate is a lower bound)", flush=True)
+        total += got["rate"]
+    return total
 
 
 def section_vision(args, rep: Report, device: torch.device) -> None:
@@ -312,7 +366,7 @@ def section_presets(args, rep: Report, device: torch.device) -> None:
 RUNNERS = {"tests": section_tests, "rflr": section_rflr, "protocol": section_protocol, "vision": section_vision,
            "preset": section_preset, "ddp": section_ddp, "presets": section_presets}
 # rough seconds each section needs on an H100/H200 class GPU; a section is skipped when less is left
-NEEDS = {"tests": 60, "rflr": 120, "protocol": 90, "vision": 60, "preset": 120, "ddp": 60, "presets": 60}
+NEEDS = {"tests": 60, "rflr": 120, "protocol": 150, "vision": 60, "preset": 120, "ddp": 60, "presets": 60}
 
 
 def main(argv=None) -> int:
@@ -323,7 +377,11 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", choices=SECTIONS, default=None)
     p.add_argument("--budget-s", type=float, default=540.0, help="wall-clock budget of this script")
     p.add_argument("--parallel", type=int, default=4, help="preset runs at a time in section 'presets'")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one side-by-side job (JSON)
     args = p.parse_args(argv)
+    if args.worker is not None:
+        print(json.dumps(_worker(json.loads(args.worker))))
+        return 0
     t_start = time.perf_counter()
     args.t_end = t_start + args.budget_s
     args.work = args.work or args.out.parent / "gpu_check_runs"

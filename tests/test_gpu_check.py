@@ -45,3 +45,18 @@ def test_measuring_mode_refuses_without_cuda(tmp_path, capsys):
 def test_unknown_argument_fails_with_usage():
     proc = subprocess.run(["bash", "bench/gpu_check.sh", "--fast"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown argument --fast" in proc.stderr
+
+
+def test_side_by_side_worker_counts_member_steps_on_cpu():
+    """The worker behind 'jobs side by side' (run in-process here, on the CPU, for a fraction of a second)."""
+    import time
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    spec = dict(kind="rflr", shape=dict(in_dim=2, width=16, rank=3, depth=1), K=2, steps=4, device="cpu",
+                seconds=0.05, start_at=time.time())
+    got = gpu_check._worker(spec)
+    assert got["rate"] > 0 and isinstance(got["late"], bool)
