@@ -5,7 +5,7 @@ rest still run):
 
 1. ``tests``     the CUDA-graph capture tests (``pytest -m gpu``)
 2. ``rflr``      RF-LR batch-1 throughput, Table 1 network: eager AutogradEngine vs GraphEngine at
-                 K in {1, 64, 256, 1024, 4096, 16384}, member-steps/s and ratio
+                 K in {1, 64, 256, 1024, 4096, 16384}, member-steps/s and ratio; graph_compiled at K = 5, 4096
 3. ``protocol``  the step time of every network of seed 000's two protocols at its job's K, and the
                  estimated wall time of each protocol (Table 1 with matched controls; the 1D study),
                  one job at a time and with 2 / 4 jobs side by side on the GPU
@@ -118,7 +118,8 @@ def engine_rate(kind: str, shape: dict, K: int, engine: str, steps: int, min_tim
 def _engine_rate(kind, shape, K, engine, steps, min_time, repeats, device) -> float:
     model = make_model(kind, shape, K, device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    eng = AutogradEngine(model, opt) if engine == "autograd" else GraphEngine(model, opt)
+    eng = AutogradEngine(model, opt) if engine == "autograd" else GraphEngine(model, opt,
+                                                                            compile=engine == "graph_compiled")
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(K, steps, shape["in_dim"], generator=g) * 2 - 1).to(device)
     y = target(x)
@@ -165,6 +166,17 @@ def section_rflr(args, rep: Report, device: torch.device) -> None:
                      f"{1e6 * K / r_graph:.1f}"])
         print(f"  K={K}: eager {r_eager:,.0f}, graph {r_graph:,.0f}", flush=True)
     rep.table(["K", "eager autograd member-steps/s", "graph engine member-steps/s", "ratio", "graph us/step"], rows)
+    compiled = []
+    for K in ((5, 4096) if not args.cpu else ()):  # the protocols' K and a large one; compiling takes ~30 s each
+        if time.perf_counter() > args.t_end - 200:
+            rep(f"graph_compiled K={K}: skipped (time budget)")
+            continue
+        r = engine_rate("rflr", shape, K, "graph_compiled", steps, min_time, repeats, device)
+        compiled.append([str(K), f"{r:,.0f}", f"{1e6 * K / r:.1f}"])
+    if compiled:
+        rep("`task.engine=graph_compiled` (torch.compile of forward + loss inside the graphs):")
+        rep()
+        rep.table(["K", "graph_compiled member-steps/s", "us/step"], compiled)
     if not args.cpu:
         best = max(float(r[2].replace(",", "")) for r in rows)
         rep(f"Targets: >= 5M member-steps/s at large K (best here {best / 1e6:.2f}M) and >= 20x eager "
@@ -366,7 +378,7 @@ def section_presets(args, rep: Report, device: torch.device) -> None:
 RUNNERS = {"tests": section_tests, "rflr": section_rflr, "protocol": section_protocol, "vision": section_vision,
            "preset": section_preset, "ddp": section_ddp, "presets": section_presets}
 # rough seconds each section needs on an H100/H200 class GPU; a section is skipped when less is left
-NEEDS = {"tests": 60, "rflr": 120, "protocol": 150, "vision": 60, "preset": 120, "ddp": 60, "presets": 60}
+NEEDS = {"tests": 90, "rflr": 150, "protocol": 150, "vision": 60, "preset": 120, "ddp": 60, "presets": 60}
 
 
 def main(argv=None) -> int:

@@ -200,3 +200,33 @@ def test_auto_falls_back_to_autograd_when_capture_fails(monkeypatch, caplog):
     strict.capture = True
     with pytest.raises(graph_mod.CaptureError, match="simulated"):
         strict.run(x[:, :50], y[:, :50])
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_autograd():
+    """task.engine=graph_compiled: forward + loss through torch.compile (inductor's CPU backend here, about
+    a minute of compiling on a small machine), two chunks of different length, anchored syre."""
+    ref, new = _pair("rflr", torch.optim.AdamW, K=2, syre=True, lr=3e-3, weight_decay=0.1)
+    x, y = _data(2, 30, 2, seed=9)
+    l_ref = AutogradEngine(*ref).run(x, y)
+    engine = build_engine("graph_compiled", *new)
+    assert isinstance(engine, GraphEngine) and engine.compiled
+    l_new = _chunks(engine, x, y, 20)  # 20 + 10
+    _assert_same(ref, new)
+    assert _rel(l_new, l_ref) < 1e-5
+
+
+@gpu
+@needs_cuda
+def test_compiled_capture_on_cuda():
+    """graph_compiled: Triton kernels compiled in the eager warm-up segment, then recorded and replayed."""
+    (m_ref, o_ref, h_ref), (m_new, o_new, h_new) = _pair("rflr", torch.optim.Adam, K=4, syre=True, device="cuda",
+                                                         lr=3e-3, weight_decay=1e-2)
+    x, y = _data(4, 120, 2, device="cuda")
+    l_ref = AutogradEngine(m_ref, o_ref, h_ref).run(x, y)
+    eng = build_engine("graph_compiled", m_new, o_new, h_new)
+    eng.graph_steps = 16
+    l_new = _chunks(eng, x, y, 40)
+    assert eng.captures == 2 and eng._autograd is None
+    _assert_same((m_ref, o_ref, h_ref), (m_new, o_new, h_new), tol=1e-4)
+    assert _rel(l_new, l_ref) < 1e-4

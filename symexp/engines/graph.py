@@ -81,7 +81,8 @@ class GraphEngine:
     elsewhere. Same contract as AutogradEngine: ``run(x (K, S, d), y (K, S)) -> losses (K, S)``."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, hooks=None, capture: bool | None = None,
-                 graph_steps: int = DEFAULT_GRAPH_STEPS, fused_optimizer: bool = True, fallback: bool = False) -> None:
+                 graph_steps: int = DEFAULT_GRAPH_STEPS, fused_optimizer: bool = True, fallback: bool = False,
+                 compile: bool = False) -> None:
         reason = unsupported_reason(model, optimizer, hooks)
         if reason is not None:
             raise ValueError(f"task.engine=graph: {reason}")
@@ -96,6 +97,10 @@ class GraphEngine:
         self.graph_steps = int(graph_steps)
         self.capturable = self.device.type == "cuda"  # torch's capturable optimizers need an accelerator
         self.fused_optimizer = fused_optimizer and self.capturable and "fused" in optimizer.defaults
+        # torch.compile of forward + loss (+ its backward): fewer, fused kernels per step; compiled at the
+        # first (eager, warm-up) segment, so captures only record the generated kernels
+        self.compiled = bool(compile)
+        self._loss_fn = torch.compile(self._loss, dynamic=False) if compile else self._loss
         self._lr = [torch.zeros((), dtype=torch.float32, device=self.device) for _ in optimizer.param_groups]
         self._anchor_pairs: list[tuple[int, list[nn.Parameter], list[torch.Tensor]]] | None = None
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -143,20 +148,26 @@ class GraphEngine:
                 torch._foreach_add_(ps, torch._foreach_mul(t0, coef))
 
     # ---------------------------------------------------------------- the step function
+    def _loss(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """Per-member squared error of one step: xs (K, d), ys (K,) -> (K,)."""
+        return (self.model(xs[:, None, :])[:, 0] - ys).square()
+
     def steps(self, x: torch.Tensor, y: torch.Tensor, losses: torch.Tensor) -> None:
         """The S steps of x (K, S, d), y (K, S), writing the pre-update losses into losses (K, S).
 
-        No host synchronisation: this is what a CUDA graph records. Must run inside ``_hyper()``."""
-        for s in range(x.shape[1]):
+        No host synchronisation: this is what a CUDA graph records. Must run inside ``_hyper()``. The
+        inputs are laid out step-major first, so every step's slice is a contiguous (K, d) block whose
+        strides do not depend on S (a compiled loss then never sees a new layout)."""
+        xt, yt = x.transpose(0, 1).contiguous(), y.transpose(0, 1).contiguous()
+        for s in range(xt.shape[0]):
             for p in self.params:
                 p.grad = None
-            err = self.model(x[:, s : s + 1]) - y[:, s : s + 1]  # (K, 1)
-            loss = err.square()
+            loss = self._loss_fn(xt[s], yt[s])
             loss.sum().backward()
             self._decay(before=True)
             self.optimizer.step()
             self._decay(before=False)
-            losses[:, s] = loss.detach()[:, 0]
+            losses[:, s] = loss.detach()
 
     @contextlib.contextmanager
     def _hyper(self):
