@@ -14,6 +14,9 @@ forward maps (K, 1, d) to (K, 1)) and optimizer-agnostic among torch optimizers 
 torch's single-kernel ``fused`` update on CUDA. Optimizers without one (SGD, Adagrad, LBFGS, ...) are
 refused with a message, and ``task.engine=auto`` falls back to the autograd engine for them.
 
+``compile=True`` (``task.engine=graph_compiled``) runs forward + loss through ``torch.compile``; the
+compilation happens in the eager warm-up segment, and the captures record the generated kernels.
+
 Hyperparameters. While the engine runs, every param group's ``lr`` is swapped for a 0-dim tensor on
 the parameters' device that is refilled from the group's float ``lr`` at each call, so a scheduler's new
 rate takes effect at the next chunk, as with the other engines; the captured kernels read the tensor.
