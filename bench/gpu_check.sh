@@ -57,7 +57,9 @@ if [ "$DRY" = 1 ]; then
   echo "gpu_check.sh --dry-run: on a CUDA machine this would run"
   echo "  set-up (as needed on this machine):"
   steps=$(setup_steps || true)
-  if [ -n "$steps" ]; then echo "$steps" | sed 's/^/    /'; else echo "    (none: the python already has a CUDA torch)"; fi
+  if [ -n "$steps" ]; then echo "$steps" | sed 's/^/    /'
+  elif [ -n "${PYTHON:-}" ]; then echo "    (none: PYTHON=$PYTHON is used as it is)"
+  else echo "    (none: .venv already has a CUDA torch and the dependencies)"; fi
   echo "  measurements:"
   echo "    timeout $((BUDGET + 60)) .venv/bin/python bench/gpu_check.py --budget-s $BUDGET --out bench/results/gpu_check.md"
   echo "  now: the CPU exercise ($PY bench/gpu_check.py --cpu --out $OUT)"
