@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from symexp.data.sampling import mean_nearest_mirror_distance, sample, symmetric_grid
+from symexp.data.sampling import mean_nearest_mirror_distance, quiet_generator, sample, symmetric_grid
 from symexp.data.targets import Target
 from symexp.data.transforms import Transform, transform
 from symexp.seeding import generator
@@ -79,7 +79,7 @@ class SymmetricRegressionData(L.LightningDataModule):
 
     # Lightning only counts chunks; the task owns indexing so the hot loop never touches a DataLoader.
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(range(self.chunks_per_epoch), batch_size=None, shuffle=False)
+        return DataLoader(range(self.chunks_per_epoch), batch_size=None, shuffle=False, generator=quiet_generator())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(range(1), batch_size=None)
+        return DataLoader(range(1), batch_size=None, generator=quiet_generator())

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from symexp.data.sampling import EpochShuffle
+from symexp.data.sampling import EpochShuffle, quiet_generator
 from symexp.seeding import generator
 
 IDX_FILES = {
@@ -278,11 +278,11 @@ class VisionData(L.LightningDataModule):
         self.current_task = self._stream_task()
         x, y = self.split("train")
         order = EpochShuffle(len(x), self.seed * 7919 + 3)
-        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, sampler=order, drop_last=False)
+        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, sampler=order, drop_last=False, generator=quiet_generator())
 
     def val_dataloader(self) -> DataLoader:
         x, y = self.split("test")
-        return DataLoader(TensorDataset(x, y), batch_size=self.eval_batch_size)
+        return DataLoader(TensorDataset(x, y), batch_size=self.eval_batch_size, generator=quiet_generator())
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
