@@ -55,3 +55,56 @@ def test_anchor_applied_after_gradient_clipping():
         torch.testing.assert_close(anchored[n], offset[n], rtol=1e-9, atol=1e-10)
     unclipped = _fit("anchored", clip=None)  # and the clip really bites in this setting
     assert (unclipped["0.weight"] - anchored["0.weight"]).abs().max() > 1e-3
+
+
+def _fcn():
+    from symexp.models.fcn import FCN
+
+    return FCN(in_channels=1, image_size=4, num_classes=10, width=32, depth=3, activation="gelu", norm="layernorm")
+
+
+def test_wasym_per_layer_counts_and_kappas():
+    """Lim et al.'s recipe: a fixed count per row and a kappa per layer (here scaled down: 4, 8, 8, 16 of
+    16, 32, 32, 32 columns; kappa 1, 1, 1/2, 1/4 as the std of the fixed values)."""
+    from symexp.syre import WFix
+
+    model = _fcn()
+    w = WFix(fraction=None, count=[4, 8, 8, 16], kappa=[1.0, 1.0, 0.5, 0.25], seeds=[0])
+    w.configure(model, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.03))
+    names = list(w.masks)
+    assert len(names) == 4 and all(n.endswith("weight") for n in names)
+    for n, count, kappa in zip(names, (4, 8, 8, 16), (1.0, 1.0, 0.5, 0.25)):
+        m = w.masks[n]
+        assert (m.sum(1) == count).all(), n
+        fixed = dict(model.named_parameters())[n].detach()[m]
+        assert abs(fixed.std().item() / kappa - 1) < 0.25, (n, fixed.std().item(), kappa)
+    var = WFix(fraction=None, count=[4, 8, 8, 16], kappa=[1.0, 1.0, 0.5, 0.25], kappa_is="variance", seeds=[0])
+    var.configure(_fcn(), torch.optim.AdamW(model.parameters(), lr=1e-3))
+    torch.testing.assert_close(var.values[names[3]], w.values[names[3]] * 2)  # sqrt(1/4) / (1/4)
+
+
+def test_wasym_per_layer_list_of_wrong_length_names_key():
+    import pytest
+
+    from symexp.syre import WFix
+
+    model = _fcn()
+    with pytest.raises(ValueError, match=r"^syre.kappa: 2 entries for 4 fixed weights"):
+        WFix(fraction=0.1, kappa=[1.0, 0.5], seeds=[0]).configure(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match=r"^syre.count"):
+        WFix(fraction=None, count=[4, -1], seeds=[0])
+
+
+def test_syre_lmc_wasym_preset_is_lim_et_al_recipe(tmp_outputs):
+    """syre=wasym_lmc: per-layer counts (scaled to the smoke model's 64-input, 64-wide layers) and kappas."""
+    from symexp.run import build
+    from tests.conftest import compose_cfg
+
+    task = build(compose_cfg(["experiment=syre_lmc", "budget=smoke", "syre=wasym_lmc"] + tmp_outputs))["task"]
+    task.configure_optimizers()
+    counts = [int(m.sum(1)[0]) for m in task.syre.masks.values()]
+    assert counts == [5, 8, 8, 32]
+    stds = [v[m].std().item() for v, m in zip(task.syre.values.values(), task.syre.masks.values())]
+    assert stds[3] < 0.4 < 0.7 < stds[0]  # kappa 1/4 on the last layer, 1 on the first
+    paper = compose_cfg(["experiment=syre_lmc", "syre=wasym_lmc"] + tmp_outputs)
+    assert list(paper.syre.count) == [64, 64, 64, 256] and list(paper.syre.kappa) == [1.0, 1.0, 0.5, 0.25]
