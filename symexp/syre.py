@@ -171,7 +171,13 @@ class Off(SyreBase):
 
 # ---------------------------------------------------------------------------------------------- static bias
 class StaticBias(SyreBase):
-    """Static bias theta0 (+ optional D of the advanced removal) with anchored or offset weight decay."""
+    """Static bias theta0 (+ optional D of the advanced removal) with anchored or offset weight decay.
+
+    syre has two parts that act differently: the *initial perturbation* (the anchored form starts at
+    theta_init + theta0, ``shift_init``) and the *anchored decay* (the gamma theta0 term that makes weight
+    decay pull toward theta0 rather than 0, ``anchor``). ``shift_init=false`` keeps the anchor alone;
+    ``anchor=false`` keeps the perturbation alone (ordinary decay toward 0 from a perturbed start), so a
+    figure can say which of the two produces an effect."""
 
     def __init__(
         self,
@@ -181,6 +187,7 @@ class StaticBias(SyreBase):
         sigma_D: float = 0.0,
         weight_decay: float | None = None,
         shift_init: bool = True,
+        anchor: bool = True,
         seeds: Sequence[int] = (0,),
         seed: int | None = None,
         module_types: Sequence[str] | None = DEFAULT_TYPES,
@@ -189,6 +196,8 @@ class StaticBias(SyreBase):
         include_norm: bool = False,
     ) -> None:
         super().__init__(seeds, seed, module_types, include, exclude, include_norm)
+        if not anchor and (form != "anchored" or not shift_init):
+            raise ValueError("syre.anchor: false (perturbation only) needs form=anchored and shift_init=true")
         if mode not in ("absolute", "fan_in_relative", "global"):
             raise ValueError(f"syre.mode: {mode!r} is not absolute, fan_in_relative or global")
         if form not in ("anchored", "offset"):
@@ -200,8 +209,8 @@ class StaticBias(SyreBase):
         if weight_decay is not None and weight_decay < 0:
             raise ValueError(f"syre.weight_decay: must be >= 0, got {weight_decay}")
         self.sigma0, self.mode, self.form, self.sigma_D = float(sigma0), mode, form, float(sigma_D)
-        self.weight_decay, self.shift_init = weight_decay, shift_init
-        self.fused_compatible = form == "anchored" and self.sigma_D == 0
+        self.weight_decay, self.shift_init, self.anchor = weight_decay, shift_init, bool(anchor)
+        self.fused_compatible = form == "anchored" and self.sigma_D == 0 and self.anchor
         self.theta0: dict[str, torch.Tensor] = {}
         self.D: dict[str, torch.Tensor] = {}
         self.shifted = False
@@ -261,7 +270,13 @@ class StaticBias(SyreBase):
             if items:
                 self._groups.append((group, decoupled, items))
         if all(float(g["weight_decay"]) == 0 for g, _, _ in self._groups):
-            log.warning("syre: weight_decay is 0 in every param group, so the static bias has no effect")
+            if self.shift_init or self.form == "offset":
+                log.warning("syre: weight_decay is 0 in every param group, so the anchor term (gamma theta0) "
+                            "vanishes; what remains is the initial perturbation: plain training from "
+                            "theta_init + theta0 (set shift_init=false to remove it too)")
+            else:
+                log.warning("syre: weight_decay is 0 in every param group and shift_init=false, so syre changes "
+                            "nothing: the anchor term gamma theta0 is 0")
         with torch.no_grad():
             if self.form == "anchored" and self.shift_init and not self.shifted:
                 for n, p in self._params.items():
@@ -274,7 +289,7 @@ class StaticBias(SyreBase):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if self.form == "offset":
+        if self.form == "offset" or not self.anchor:
             return
         for group, decoupled, items in self._groups:
             wd = float(group["weight_decay"])
@@ -301,7 +316,7 @@ class StaticBias(SyreBase):
 
     @torch.no_grad()
     def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if self.form == "offset" or self.D:
+        if self.form == "offset" or self.D or not self.anchor:
             return
         for group, decoupled, items in self._groups:
             wd = float(group["weight_decay"])
