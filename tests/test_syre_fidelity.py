@@ -108,3 +108,72 @@ def test_syre_lmc_wasym_preset_is_lim_et_al_recipe(tmp_outputs):
     assert stds[3] < 0.4 < 0.7 < stds[0]  # kappa 1/4 on the last layer, 1 on the first
     paper = compose_cfg(["experiment=syre_lmc", "syre=wasym_lmc"] + tmp_outputs)
     assert list(paper.syre.count) == [64, 64, 64, 256] and list(paper.syre.kappa) == [1.0, 1.0, 0.5, 0.25]
+
+
+def _small():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def test_weight_decay_zero_warning_says_the_perturbation_remains(caplog):
+    """At weight decay 0 the anchor term vanishes, but the anchored form still starts at theta_init + theta0:
+    the warning must say so, not that syre has no effect."""
+    m = _small()
+    before = m[0].weight.detach().clone()
+    with caplog.at_level("WARNING", logger="symexp.syre"):
+        StaticBias(sigma0=0.1, seeds=[0]).configure(m, torch.optim.SGD(m.parameters(), lr=0.1))
+    assert not torch.equal(m[0].weight, before)  # the perturbation did happen
+    assert "initial perturbation" in caplog.text and "no effect" not in caplog.text
+    caplog.clear()
+    m = _small()
+    with caplog.at_level("WARNING", logger="symexp.syre"):
+        StaticBias(sigma0=0.1, shift_init=False, seeds=[0]).configure(m, torch.optim.SGD(m.parameters(), lr=0.1))
+    assert torch.equal(m[0].weight, before) and "changes nothing" in caplog.text
+
+
+def test_perturb_only_and_anchor_only_split_syre():
+    """perturb_only: shifted start, plain decay (no theta0 in the gradient); anchor_only: unshifted start,
+    the gamma theta0 term in the gradient; full syre: both."""
+    import pytest
+
+    results = {}
+    for name, kw in {"perturb": {"anchor": False}, "anchor": {"shift_init": False}, "full": {}}.items():
+        m = _small()
+        init = m[0].weight.detach().clone()
+        syre = StaticBias(sigma0=0.1, seeds=[0], **kw)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=0.5)
+        syre.configure(m, opt)
+        for p in m.parameters():
+            p.grad = torch.zeros_like(p)
+        syre.before_step(m, opt)
+        results[name] = (m[0].weight.detach() - init, m[0].weight.grad.clone(), syre.theta0["0.weight"])
+    shift, grad, theta0 = results["perturb"]
+    torch.testing.assert_close(shift, theta0) and torch.testing.assert_close(grad, torch.zeros_like(grad))
+    shift, grad, theta0 = results["anchor"]
+    assert shift.abs().max() == 0
+    torch.testing.assert_close(grad, -0.5 * theta0)
+    shift, grad, theta0 = results["full"]
+    torch.testing.assert_close(shift, theta0)
+    torch.testing.assert_close(grad, -0.5 * theta0)
+    with pytest.raises(ValueError, match="^syre.anchor"):
+        StaticBias(anchor=False, shift_init=False)
+
+
+def test_distinct_neurons_counts_functional_copies():
+    """Copies perturbed by 1e-4 of the weight scale are one feature (the covariance rank sees one); copies
+    perturbed by 10% of it are distinct. Exact counting (rtol 1e-6) sees the tiny perturbation as distinct."""
+    from symexp.models.identical_neurons import IdenticalNeuronsNet
+    from symexp.symmetry.rank import covariance_rank
+
+    net = IdenticalNeuronsNet(1, 8, 10, width=16, identical=12, seeds=[0])
+    assert net.distinct_neurons() == 5
+    scale = net.hidden.weight.norm(dim=1).median()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        net.hidden.weight[1:12] += 1e-4 * scale / 8 * torch.randn(11, 64, generator=g)
+    assert net.distinct_neurons() == 5 and net.distinct_neurons(rtol=1e-6) == 16
+    feats = net.features(torch.rand(500, 1, 8, 8, generator=g))
+    assert int(covariance_rank(feats, tol=1e-4).max()) <= 5
+    with torch.no_grad():
+        net.hidden.weight[1:12] += 0.1 * scale / 8 * torch.randn(11, 64, generator=g)
+    assert net.distinct_neurons() == 16 and net.nearest_neuron_distance() > 0.01
