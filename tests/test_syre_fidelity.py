@@ -161,7 +161,7 @@ def test_perturb_only_and_anchor_only_split_syre():
 
 def test_distinct_neurons_counts_functional_copies():
     """Copies perturbed by 1e-4 of the weight scale are one feature (the covariance rank sees one); copies
-    perturbed by 10% of it are distinct. Exact counting (rtol 1e-6) sees the tiny perturbation as distinct."""
+    perturbed by half of it are distinct. Exact counting (rtol 1e-6) sees the tiny perturbation as distinct."""
     from symexp.models.identical_neurons import IdenticalNeuronsNet
     from symexp.symmetry.rank import covariance_rank
 
@@ -175,5 +175,5 @@ def test_distinct_neurons_counts_functional_copies():
     feats = net.features(torch.rand(500, 1, 8, 8, generator=g))
     assert int(covariance_rank(feats, tol=1e-4).max()) <= 5
     with torch.no_grad():
-        net.hidden.weight[1:12] += 0.1 * scale / 8 * torch.randn(11, 64, generator=g)
-    assert net.distinct_neurons() == 16 and net.nearest_neuron_distance() > 0.01
+        net.hidden.weight[1:12] += 0.5 * scale / 8 * torch.randn(11, 64, generator=g)
+    assert net.distinct_neurons() == 16 and net.nearest_neuron_distance() > 0.1

@@ -26,7 +26,7 @@ class IdenticalNeuronsNet(nn.Module):
         identical_fraction: float = 0.0,
         identical: int | None = None,
         bias: bool = True,
-        distinct_rtol: float = 1e-2,
+        distinct_rtol: float = 0.1,
         seeds: Sequence[int] = (0,),
     ) -> None:
         super().__init__()
@@ -66,10 +66,11 @@ class IdenticalNeuronsNet(nn.Module):
 
     def distinct_neurons(self, rtol: float | None = None) -> int:
         """How many hidden neurons are functionally distinct: a neuron within ``rtol`` x the weight scale
-        (median neuron norm) of an earlier one counts as its copy. The default ``distinct_rtol`` = 1e-2
-        treats neurons that differ by under 1% of the weight scale as one feature (their outputs differ by
-        about that fraction, far below what the 1e-4 covariance-rank tolerance resolves); rtol = 1e-6
-        counts only exact copies (the permutation-symmetric subspace itself)."""
+        (median neuron norm) of an earlier one counts as its copy. The default ``distinct_rtol`` = 0.1
+        treats neurons that differ by under 10% of the weight scale as one feature (their outputs differ
+        by about that fraction, i.e. they stay ~0.99 correlated, and the covariance rank at tol 1e-4 does
+        not resolve them either); rtol = 1e-6 counts only exact copies (the permutation-symmetric subspace
+        itself)."""
         rtol = self.distinct_rtol if rtol is None else rtol
         dup = (self._relative_distances() < rtol).tril(-1).any(1)
         return int((~dup).sum())
