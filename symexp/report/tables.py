@@ -167,11 +167,14 @@ SYRE_KEYS = {
 
 
 def _syre_variant(r: dict) -> str:
+    """The syre option from the resolved config (aggregate's syre_variant), else the syre= override."""
+    if r.get("syre_variant"):
+        return str(r["syre_variant"])
     over = str(r.get("overrides") or "")
     for item in over.split():
         if item.startswith("syre="):
             return item.split("=", 1)[1]
-    return str(r.get("syre_variant") or "preset")
+    return "preset"
 
 
 def _natural(cell: str) -> tuple:

@@ -121,7 +121,8 @@ def permutation_rank_bound(model: nn.Module) -> float:
     """Propositions 2-3 upper bound for an IdenticalNeuronsNet: P - (in + out [+ 1 bias]) per neuron that
     duplicates another (the permutation-symmetric subspace it is stuck in)."""
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    distinct = model.distinct_neurons() if hasattr(model, "distinct_neurons") else getattr(model, "width", 0)
+    # exact copies only: the bound counts neurons inside the permutation-symmetric subspace
+    distinct = model.distinct_neurons(rtol=1e-6) if hasattr(model, "distinct_neurons") else getattr(model, "width", 0)
     hidden = model.hidden
     per_neuron = hidden.in_features + model.out.out_features + (1 if hidden.bias is not None else 0)
     return float(total - (model.width - distinct) * per_neuron)

@@ -168,6 +168,7 @@ class ClassificationTask(SymexpTask):
         out = layer_ranks(self.tracked_features(), self.rank_tol)
         if hasattr(self.model, "distinct_neurons"):
             out["sym/distinct_neurons"] = float(self.model.distinct_neurons())
+            out["sym/nearest_neuron_distance"] = self.model.nearest_neuron_distance()
         if ntk:
             x, y = self.datamodule.split("test")
             r = ntk_ranks(self.model, x[: self.ntk_samples].to(self.device), y[: self.ntk_samples].to(self.device), self.ntk_tol)
