@@ -265,6 +265,98 @@ class MirrorRankTask(_InnerLoopTask):
         return {"rank": save_figure(fig, fig_dir / "rank.png")}
 
 
+class MirrorEnsembleTask(_InnerLoopTask):
+    """Fig. 3 right, at CPU scale: the paper trains ResNet18 on CIFAR-10 and finds the penultimate neurons
+    grouped into homogeneous blocks under weight decay. Here a two-layer student (``hidden`` units) learns a
+    narrow teacher (``teacher`` units) with minibatch SGD, one copy per weight decay. Swapping two hidden
+    units is a mirror symmetry for any elementwise activation; its constraint O^T theta = 0 says the two
+    units are identical (same incoming and outgoing weights), i.e. they form a homogeneous ensemble.
+    Reports per weight decay: the share of live units with a twin (pre-activation correlation > corr_tol over
+    the data), the number of such blocks, the share exactly on a permutation mirror (distance to the nearest
+    other unit |theta_a - theta_b| / sqrt(2) < mirror_tol) and the median of that distance."""
+
+    def __init__(self, model, datamodule, dim: int = 5, hidden: int = 16, teacher: int = 3, n: int = 200,
+                 batch_size: int = 8, lr: float = 0.05, steps: int = 20000,
+                 weight_decays: Sequence[float] = (0.0, 0.001, 0.01, 0.03), activation: str = "relu",
+                 corr_tol: float = 0.999, mirror_tol: float = 1e-6, seeds: Sequence[int] = (0,), syre=None) -> None:
+        super().__init__(model, datamodule, seeds, syre)
+        acts = {"relu": torch.relu, "tanh": torch.tanh}
+        if activation not in acts:
+            raise ValueError(f"task.activation: choose one of {sorted(acts)}, got {activation!r}")
+        if hidden < 2 or teacher < 1:
+            raise ValueError(f"task.hidden: need >= 2 student units and >= 1 teacher unit, got {hidden}, {teacher}")
+        self.dim, self.hidden, self.teacher, self.n, self.batch_size = dim, hidden, teacher, n, batch_size
+        self.lr, self.steps, self.wds, self.sigma = lr, steps, list(weight_decays), acts[activation]
+        self.corr_tol, self.mirror_tol = corr_tol, mirror_tol
+
+    def run_experiment(self) -> None:
+        g, d, h, b = self.gen, self.dim, self.hidden, len(self.wds)
+        x = torch.randn(self.n, d, generator=g)
+        y = self.sigma(x @ torch.randn(self.teacher, d, generator=g).T) @ torch.randn(self.teacher, 1, generator=g)
+        w_in = (torch.randn(b, h, d, generator=g) / d**0.5).requires_grad_(True)
+        w_out = (torch.randn(b, 1, h, generator=g) / h**0.5).requires_grad_(True)
+        wd = torch.tensor(self.wds)[:, None, None]
+        for _ in range(self.steps):
+            i = torch.randint(0, self.n, (b, self.batch_size), generator=g)
+            pred = self.sigma(x[i] @ w_in.transpose(1, 2)) @ w_out.transpose(1, 2)
+            loss = 0.5 * (pred - y[i]).square().mean((1, 2)).sum()
+            _sgd_step([w_in, w_out], loss, self.lr, wd)
+        with torch.no_grad():
+            units = torch.cat([w_in, w_out.transpose(1, 2)], -1)  # (b, h, d + 1): each unit's weights
+            self.pre = x @ w_in.transpose(1, 2)  # (b, n, h) pre-activations
+            train = 0.5 * (self.sigma(self.pre) @ w_out.transpose(1, 2) - y).square().mean((1, 2))
+        self.corr, self.nearest = [], []
+        for k, decay in enumerate(self.wds):
+            live = units[k].norm(dim=-1) > self.mirror_tol
+            dist = torch.cdist(units[k], units[k]) / 2**0.5
+            dist.fill_diagonal_(float("inf"))
+            nearest = dist.min(-1).values  # distance to the nearest permutation mirror of each unit
+            corr = torch.corrcoef(self.pre[k].T).nan_to_num(0.0)
+            twin = (corr.abs() > self.corr_tol) & ~torch.eye(h, dtype=torch.bool) & live[:, None] & live[None]
+            tag = f"wd{decay:g}"
+            self.results[f"ensemble/twinned/{tag}"] = twin.any(-1)[live].float().mean()
+            self.results[f"ensemble/blocks/{tag}"] = torch.tensor(float(_blocks(twin, live)))
+            self.results[f"ensemble/on_mirror/{tag}"] = (nearest[live] < self.mirror_tol).float().mean()
+            self.results[f"ensemble/nearest_mirror/{tag}"] = nearest[live].median()
+            self.results[f"ensemble/live_units/{tag}"] = live.float().sum()
+            self.results[f"ensemble/train_loss/{tag}"] = train[k]
+            self.corr.append(corr)
+            self.nearest.append(nearest)
+
+    def mirror_constraints(self) -> dict[str, torch.Tensor]:
+        # permutation mirrors: median over units of the distance to the nearest twin, at the largest weight decay
+        return {"permutation": self.nearest[-1].median().reshape(1)}
+
+    def figures(self, fig_dir: Path) -> dict[str, Path]:
+        from scipy.cluster.hierarchy import leaves_list, linkage
+        from scipy.spatial.distance import squareform
+
+        fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.6))
+        for ax, k in zip(axes, (0, len(self.wds) - 1)):
+            corr = self.corr[k].numpy()
+            dist = squareform((1 - abs(corr)).clip(0), checks=False)
+            order = leaves_list(linkage(dist, "average"))
+            im = ax.imshow(corr[order][:, order], cmap="RdBu_r", vmin=-1, vmax=1)
+            twinned = float(self.results[f"ensemble/twinned/wd{self.wds[k]:g}"])
+            ax.set_title(f"weight decay {self.wds[k]:g}: {100 * twinned:.0f}% of units in a block", fontsize=8)
+            ax.set_xlabel("hidden unit (clustered)")
+            fig.colorbar(im, ax=ax, fraction=0.046, label="pre-activation correlation")
+        axes[0].set_ylabel("hidden unit")
+        return {"ensembles": save_figure(fig, fig_dir / "ensembles.png")}
+
+
+def _blocks(twin: torch.Tensor, live: torch.Tensor) -> int:
+    """Number of groups of two or more live units joined by twin links (connected components)."""
+    from scipy.sparse.csgraph import connected_components
+
+    idx = live.nonzero().flatten()
+    if idx.numel() == 0:
+        return 0
+    sub = twin[idx][:, idx].numpy()
+    _, labels = connected_components(sub, directed=False)
+    return int(sum((labels == c).sum() >= 2 for c in set(labels.tolist())))
+
+
 class MirrorPlasticityTask(_InnerLoopTask):
     VARIANTS = ("vanilla", "rescaling", "rescaling_offset", "rescaling_noise")
 
