@@ -268,14 +268,15 @@ def verdict(metrics: dict[str, float], i: int) -> str:
       'not learned' if its field is degenerate (median |v| < FIELD_MIN_RATIO * beta, e.g. h = 0) or its
         invariance error is less than PARTLY_RATIO below random directions (the worse of isotropic and
         same-layer random, so a field that merely picks the layer with the smallest gradient fails);
-      'partly learned' below INVARIANT_RATIO, or if the k fields do not close into a Lie algebra (relative
-        bracket residual > ASSOC_MAX);
+      'partly learned' below INVARIANT_RATIO;
       'null-space' if it lies in the span of the moves the layers' inputs cannot see (alignment with that
         family >= MATCH_ALIGNMENT and MATCH_EXCESS above chance): a real symmetry the loss cannot see;
       'matches known <families>' if it lies in another known family's span (or the union's), same test;
       otherwise 'new', with where its part outside the known span sits.
     Every alignment is quoted beside its chance value; where chance exceeds UNINFORMATIVE_CHANCE the verdict
-    says the alignment is uninformative (any invariant field lies in the known span there)."""
+    says the alignment is uninformative (any invariant field lies in the known span there). One generator's
+    field always generates a one-parameter group (its flow, which gen/flow_* integrate); whether the k fields
+    together form one k-dimensional group is group_verdict's question."""
     tag = f"h{i}"
     norm_ratio = metrics.get(f"gen/field_norm_ratio/{tag}", math.nan)
     if f"gen/field_norm_ratio/{tag}" in metrics and not norm_ratio >= FIELD_MIN_RATIO:
@@ -288,9 +289,6 @@ def verdict(metrics: dict[str, float], i: int) -> str:
         return f"not learned (invariance {ratio:.1f}x below random)"
     if ratio < INVARIANT_RATIO:
         return f"partly learned (invariance {ratio:.1f}x below random, {known})"
-    assoc = metrics.get("gen/assoc_relative", math.nan)
-    if math.isfinite(assoc) and assoc > ASSOC_MAX:
-        return f"partly learned (invariant {ratio:.0f}x, but the fields are no Lie algebra: assoc {assoc:.2f})"
     note = " (uninformative)" if chance >= UNINFORMATIVE_CHANCE else ""
     fams = {k.split("/")[2]: v for k, v in metrics.items()
             if k.startswith("gen/alignment/") and k.endswith(f"/{tag}") and k.count("/") == 3}
@@ -310,6 +308,20 @@ def verdict(metrics: dict[str, float], i: int) -> str:
     total = sum(where.values())
     on = "+".join(layer for layer, value in where.items() if value >= 0.15 * total)
     return f"new ({known}{note}; {100 * total:.0f}% of |v|^2 outside the known span, on {on})"
+
+
+def group_verdict(metrics: dict[str, float], k: int) -> str:
+    """Whether the k learned fields close into a Lie algebra (the associativity axiom, Eq. 7 in its bracket
+    form): relative bracket residual gen/assoc_relative <= ASSOC_MAX; and whether they are k directions."""
+    if k < 2:
+        return "one generator: its flow is a one-parameter group"
+    assoc = metrics.get("gen/assoc_relative", math.nan)
+    indep = metrics.get("gen/field_independence", math.nan)
+    spread = f"field independence {indep:.2f}" + (" (one direction)" if indep < 0.05 else "")
+    if assoc <= ASSOC_MAX:
+        return f"the {k} fields close into a Lie algebra (relative bracket residual {assoc:.2f}; {spread})"
+    return (f"the {k} fields do not close into a Lie algebra (relative bracket residual {assoc:.2f}; {spread}): "
+            f"{k} one-parameter symmetries, not one {k}-dimensional group")
 
 
 def verdict_code(text: str) -> int:
@@ -381,4 +393,5 @@ def report(target: TargetNet, model: GeneratorModel, theta, x, y, beta: float = 
     ratios = [invariance_ratio(floats, i + 1) for i in range(model.k)]
     floats["gen/invariance_ratio_worst"] = min(ratios) if all(r == r for r in ratios) else math.nan
     floats["gen/learned"] = float(sum(code >= 2 for code in codes))
+    floats["gen/closes"] = float(floats["gen/assoc_relative"] <= ASSOC_MAX) if model.k > 1 else math.nan
     return floats

@@ -124,6 +124,7 @@ class GeneratorTask(SymexpTask):
                         lift=self.lift)
         for i in range(self.model.k):
             log.info("h%d: %s", i + 1, ev.verdict(out, i + 1))
+        log.info("group: %s", ev.group_verdict(out, self.model.k))
         return {k: torch.tensor([v], dtype=torch.float32) for k, v in out.items()}
 
     def final_metrics(self) -> dict[str, torch.Tensor]:
@@ -140,7 +141,8 @@ class GeneratorTask(SymexpTask):
             eff = ev.effective_generators(self.model, theta, x).detach()
         metrics = {k: float(v) for k, v in self.final_metrics().items()}
         verdicts = [ev.verdict(metrics, i + 1) for i in range(self.model.k)]
-        path = plot_generators(self.target, self.model, eff, fig_dir / "generators.png", verdicts)
+        path = plot_generators(self.target, self.model, eff, fig_dir / "generators.png", verdicts,
+                               ev.group_verdict(metrics, self.model.k))
         return {"generators": path}
 
     def objective(self, metrics: dict) -> float | None:
