@@ -255,7 +255,9 @@ def test_gen_preset_smoke(preset, tmp_outputs, tmp_path):
     run_dir = next(Path(tmp_path).rglob("results.json")).parent
     assert (run_dir / res["figures"]["generators"]).exists()
     for key in ("gen/invariance_ratio", "gen/identity", "gen/flow_loss_change", "gen/alignment",
-                "gen/invariance_learned/h1", "gen/layer_share/W1/h1", "gen/data_dependence/h1"):
+                "gen/invariance_learned/h1", "gen/layer_share/W1/h1", "gen/data_dependence/h1",
+                "gen/field_norm_ratio/h1", "gen/alignment_chance", "gen/alignment_chance_same_layers/h1",
+                "gen/assoc_relative", "gen/invariance_ratio_worst", "gen/verdict/h1", "gen/learned"):
         assert key in res["metrics"]
     # the README's composite is built from the run's saved generators and is a readable image
     import matplotlib.image

@@ -395,3 +395,31 @@ def report(target: TargetNet, model: GeneratorModel, theta, x, y, beta: float = 
     floats["gen/learned"] = float(sum(code >= 2 for code in codes))
     floats["gen/closes"] = float(floats["gen/assoc_relative"] <= ASSOC_MAX) if model.k > 1 else math.nan
     return floats
+
+
+def summarize(metrics: dict[str, float]) -> list[str]:
+    """One line per generator (verdict and the numbers it rests on) plus the group verdict: what
+    ``python -m symexp.discovery.evaluate RUN_DIR...`` prints from a run's results.json."""
+    k = sum(1 for key in metrics if key.startswith("gen/field_norm/h"))
+    lines = []
+    for i in range(1, k + 1):
+        lines.append(f"h{i}: {verdict(metrics, i)} | |v|/beta {metrics.get(f'gen/field_norm_ratio/h{i}', math.nan):.2f}, "
+                     f"invariance ratio (worse of isotropic, same-layer) {invariance_ratio(metrics, i):.1f}, "
+                     f"data dependence {metrics.get(f'gen/data_dependence/h{i}', math.nan):.2f}")
+    lines.append(f"group: {group_verdict(metrics, k)}")
+    return lines
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python -m symexp.discovery.evaluate RUN_DIR [RUN_DIR ...]")
+    for run_dir in sys.argv[1:]:
+        res = json.loads((Path(run_dir) / "results.json").read_text())
+        floats = {key: value for key, value in res["metrics"].items() if isinstance(value, float)}
+        print(f"{res['name']} ({run_dir})")
+        for line in summarize(floats):
+            print(f"  {line}")
