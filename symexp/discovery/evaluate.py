@@ -69,8 +69,9 @@ def assoc_residual(model: GeneratorModel, theta, x) -> torch.Tensor:
 
 def assoc_residuals(model: GeneratorModel, theta, x) -> tuple[torch.Tensor, torch.Tensor]:
     """(absolute, relative) bracket residual |J_Vj V_i - J_Vi V_j + V_[hi,hj]| averaged over pairs and samples;
-    relative divides each sample's residual by |J_Vj V_i| + |J_Vi V_j| + |V_[hi,hj]| (0: the k fields close
-    into a Lie algebra, as a group action's must; about 1: the terms do not cancel at all). NaN for k = 1."""
+    relative divides each sample's residual by |J_Vj V_i| + |J_Vi V_j| + |V_[hi,hj]| (0: h -> V_h is a Lie
+    algebra homomorphism on the k generators, as a group action's must be; about 1: the terms do not cancel
+    at all). NaN for k = 1."""
     x = x.flatten(1)
     pairs = [(i, j) for i in range(model.k) for j in range(i + 1, model.k)]
     if not pairs:
@@ -232,7 +233,7 @@ def field_independence(model: GeneratorModel, theta, x) -> torch.Tensor:
 INVARIANT_RATIO = 10.0  # a generator counts as learned if its invariance error is this far below random
 PARTLY_RATIO = 3.0  # ... as partly learned between this and INVARIANT_RATIO
 FIELD_MIN_RATIO = 1e-3  # ... and only if its field is non-degenerate: median |v| >= this times beta (Eq. 8)
-ASSOC_MAX = 0.5  # ... and the k fields close into a Lie algebra: relative bracket residual below this
+ASSOC_MAX = 0.5  # the k fields satisfy the associativity axiom if the relative bracket residual is below this
 MATCH_ALIGNMENT = 0.95  # a learned field matches a known family if this much of it lies in the family's span
 MATCH_EXCESS = 0.5  # ... and that is this far from chance c toward 1: (alignment - c) / (1 - c)
 UNINFORMATIVE_CHANCE = 0.9  # chance alignment above this: the known span is (nearly) everything, say so
@@ -311,17 +312,18 @@ def verdict(metrics: dict[str, float], i: int) -> str:
 
 
 def group_verdict(metrics: dict[str, float], k: int) -> str:
-    """Whether the k learned fields close into a Lie algebra (the associativity axiom, Eq. 7 in its bracket
-    form): relative bracket residual gen/assoc_relative <= ASSOC_MAX; and whether they are k directions."""
+    """Whether the k learned fields satisfy the associativity axiom in its infinitesimal (bracket) form, i.e.
+    h -> V_h is a Lie algebra homomorphism on them: relative bracket residual gen/assoc_relative <=
+    ASSOC_MAX; and whether they are k directions (gen/field_independence)."""
     if k < 2:
         return "one generator: its flow is a one-parameter group"
     assoc = metrics.get("gen/assoc_relative", math.nan)
     indep = metrics.get("gen/field_independence", math.nan)
     spread = f"field independence {indep:.2f}" + (" (one direction)" if indep < 0.05 else "")
     if assoc <= ASSOC_MAX:
-        return f"the {k} fields close into a Lie algebra (relative bracket residual {assoc:.2f}; {spread})"
-    return (f"the {k} fields do not close into a Lie algebra (relative bracket residual {assoc:.2f}; {spread}): "
-            f"{k} one-parameter symmetries, not one {k}-dimensional group")
+        return f"the {k} fields satisfy the associativity axiom (relative bracket residual {assoc:.2f}; {spread})"
+    return (f"the {k} fields violate the associativity axiom (relative bracket residual {assoc:.2f}; {spread}): "
+            f"{k} one-parameter symmetries whose flows do not compose into one group action")
 
 
 def verdict_code(text: str) -> int:
