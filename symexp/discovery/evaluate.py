@@ -62,11 +62,6 @@ def identity_residual(model: GeneratorModel, theta, x) -> torch.Tensor:
     return (model.act(model.identity(theta), theta, x) - theta).norm(dim=-1).mean()
 
 
-def assoc_residual(model: GeneratorModel, theta, x) -> torch.Tensor:
-    """Mean bracket residual over generator pairs (NaN with a single generator: nothing to check)."""
-    return assoc_residuals(model, theta, x)[0]
-
-
 def assoc_residuals(model: GeneratorModel, theta, x) -> tuple[torch.Tensor, torch.Tensor]:
     """(absolute, relative) bracket residual |J_Vj V_i - J_Vi V_j + V_[hi,hj]| averaged over pairs and samples;
     relative divides each sample's residual by |J_Vj V_i| + |J_Vi V_j| + |V_[hi,hj]| (0: h -> V_h is a Lie

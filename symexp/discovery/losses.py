@@ -85,10 +85,6 @@ def bracket_residuals(model: GeneratorModel, pairs, theta, x, fields, form: str)
     return out
 
 
-def bracket_residual(model: GeneratorModel, i: int, j: int, theta, x, fields, form: str) -> torch.Tensor:
-    return bracket_residuals(model, [(i, j)], theta, x, fields, form)[0]
-
-
 def regularizers(model: GeneratorModel, fields, beta: float, orth_on: str = "h") -> dict[str, torch.Tensor]:
     """Eq. 8 (infinitesimal action norm toward beta), Eq. 9 (|cos| between generators, or between their
     fields with orth_on="field"), Eq. 10 (L1 of h)."""
