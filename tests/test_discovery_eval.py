@@ -160,3 +160,27 @@ def test_bad_exclusion_names_key():
     data = GeneratorData(target={"kind": "two_layer"}, n_train=8, n_eval=8)
     with pytest.raises(ValueError, match="^task.exclude"):
         GeneratorTask(GeneratorModel(), data, torch.optim.Adam, exclude=["gl_data"])
+
+
+@pytest.mark.slow
+def test_bilinear_action_learns_the_sigmoid_nets_data_null_space():
+    """gen_sigmoid's setting with one generator (budget=cpu: 3000 steps, gamma1 = 10; a few minutes): the
+    bilinear action finds an invariant, data-dependent field, and the verdict calls it null-space."""
+    from symexp.discovery.losses import DATA_INDEPENDENT_GAMMAS
+    from symexp.discovery.train import fit_generators
+
+    target = TwoLayer(3, 3, 1, 1, "sigmoid")
+    torch.manual_seed(0)
+    model = GeneratorModel(k=1, kind="bilinear").build(target.n_params, target.x_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the task does: tiny matmuls, a second thread only contends
+    try:
+        fit_generators(model, target, ObjectiveConfig(gammas=DATA_INDEPENDENT_GAMMAS), steps=3000)
+    finally:
+        torch.set_num_threads(threads)
+    theta, x, y = _samples(target, 512)
+    with torch.enable_grad():
+        rep = ev.report(target, model, theta, x, y, n_align=64, lift=False)
+    assert rep["gen/invariance_ratio_worst"] >= 30
+    assert rep["gen/data_dependence/h1"] > 0.5
+    assert ev.verdict(rep, 1).startswith("null-space")
