@@ -6,7 +6,7 @@ directions of the symmetries we know at (theta, X), against which ``gen/alignmen
 action:
   * ``gl``: identity activation, GL(h) acting as V -> g V, U -> U g^-1 (data-independent, linear in theta);
   * ``rescaling``: homogeneous activations (ReLU, leaky ReLU), positive rescaling of each hidden unit;
-  * ``gl_data``: invertible activations with k <= n_in data columns, REFERENCE.md's data-dependent GL(h)
+  * ``gl_data``: invertible activations with k <= n_in data columns, the data-dependent GL(h)
     action V' = sigma^-1(g sigma(V X)) X^+, U' = U g^-1;
   * ``unseen``: moves of a layer's weights orthogonal to its input (for W1 the null space of X^T when X
     has fewer columns than rows), which the loss cannot see.
@@ -187,7 +187,7 @@ class TwoLayer(TargetNet):
 
     def known_tangent_groups(self, theta, x):
         """``rescaling`` (homogeneous: positive rescaling of each hidden unit), ``gl`` (identity activation:
-        V -> g V, U -> U g^-1), ``gl_data`` (invertible activation, k <= in_dim: REFERENCE.md's data-dependent
+        V -> g V, U -> U g^-1), ``gl_data`` (invertible activation, k <= in_dim: the data-dependent
         GL(h) action to first order), ``unseen`` (moves of V or U orthogonal to their inputs X, sigma(V X))."""
         p = self.unflatten(theta)
         v, u = p["W1"], p["W2"]
