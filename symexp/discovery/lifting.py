@@ -51,7 +51,7 @@ def rescale_units(alpha: torch.Tensor) -> BlockTransform:
 
 
 def gl_data_action(g: torch.Tensor, sigma, sigma_inv) -> BlockTransform:
-    """REFERENCE.md's data-dependent GL action: W2' = W2 g^-1, W1' = sigma^-1(g sigma(W1 X)) X^+."""
+    """The data-dependent GL action of an invertible activation: W2' = W2 g^-1, W1' = sigma^-1(g sigma(W1 X)) X^+."""
     def fn(w1, w2, x):
         return sigma_inv(g @ sigma(w1 @ x)) @ torch.linalg.pinv(x), w2 @ torch.linalg.inv(g)
     return fn
