@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from symexp.models.vision_common import seeded, single_seed
+from symexp.symmetry.permutation import collapsed_units, duplicate_groups
 
 
 class IdenticalNeuronsNet(nn.Module):
@@ -56,9 +57,7 @@ class IdenticalNeuronsNet(nn.Module):
         w = torch.cat([self.hidden.weight, self.out.weight.T], 1).detach()
         if self.hidden.bias is not None:
             w = torch.cat([w, self.hidden.bias.detach()[:, None]], 1)
-        dist = torch.cdist(w, w, compute_mode="donot_use_mm_for_euclid_dist")
-        dup = (dist < tol * (1 + w.norm(dim=1, keepdim=True))).tril(-1).any(1)
-        return int((~dup).sum())
+        return self.width - collapsed_units(duplicate_groups(w, tol, offset=1.0))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.hidden(x.flatten(1)))
