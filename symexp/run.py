@@ -183,6 +183,10 @@ def run(cfg: DictConfig) -> float | None:
         write_json_atomic(out_dir / "results.json", payload)
         print_table(cfg.name, members, summary)
         finish(logger, failed=False)
+        if cfg.get("audit"):  # +audit=on: symexp.audit's report of the trained model in <job>/audit/
+            from symexp.audit.callback import audit_run
+
+            audit_run(cfg, task, out_dir)
         return task.objective(summary)
     except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
         root = _root_error(exc)
