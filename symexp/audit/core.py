@@ -39,6 +39,7 @@ def _network(layers: list[dict], model: nn.Module) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "layers": len(layers), "hidden_layers": len(hidden), "hidden_units": units,
         "zero_incoming_units": sum(row["units_info"]["zero_incoming"] for row in hidden),
+        "units_on_rescaling_mirror": sum(row["units_info"].get("rescaling_mirror", 0) for row in hidden),
         "duplicate_groups": sum(row["permutation"]["groups"] for row in layers),
         "collapsed_units": sum(row["permutation"]["collapsed_units"] for row in layers),
         "params_on_permutation_mirror": sum(row["permutation"]["params_lost"] for row in layers),
@@ -85,8 +86,9 @@ def audit_model(model: nn.Module, x: torch.Tensor | None = None, opts: AuditOpti
         t1 = time.perf_counter()
         streams, f = run_layers(model, layers, x, opts)
         by_name = {row["name"]: row for row in rows}
-        for name, stream in streams.items():
-            by_name[name]["data"] = layer_activations(stream, opts)
+        with one_thread():
+            for name, stream in streams.items():
+                by_name[name]["data"] = layer_activations(stream, opts)
         report["inputs"] = {"samples": int(x.shape[0]), "shape": list(x.shape[1:])}
         if opts.transform:
             t = declared_transform(opts.transform, x)

@@ -24,7 +24,7 @@ class AuditOptions:
     # verdict thresholds
     dead_fraction: float = 0.1       # report a layer whose dead units (on the data) reach this fraction
     zero_unit_fraction: float = 0.1  # ... whose units with zero incoming weights reach this fraction
-    rank_fraction: float = 0.5       # ... whose effective rank (weights or representation) is below this share of its width
+    rank_fraction: float = 0.5       # ... whose weight effective rank or data covariance rank is below this share of full
     imbalance: float = 0.5           # ... whose balanced-rescaling distance (share of squared norm) exceeds this
     sparsity: float = 0.5            # ... whose share of zero weights exceeds this
     min_duplicate_groups: int = 1    # ... that holds at least this many groups of duplicated units

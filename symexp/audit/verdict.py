@@ -28,13 +28,13 @@ def findings(report: dict, opts: AuditOptions) -> list[tuple[float, str]]:
         frac_w = w["effective_rank"] / w["max_rank"] if w["max_rank"] else 1.0
         if frac_w < opts.rank_fraction:
             out.append((1 + opts.rank_fraction - frac_w, f"{name}: weight effective rank {frac_w:.2f} of full"))
-        if data:
+        if data:  # seed 002's measure: covariance eigenvalues above cov_tol on the data
             rep = data.get("post", data["pre"])
-            frac_r = rep["effective_rank"] / units
+            frac_r = rep["covariance_rank"] / units
             if frac_r < opts.rank_fraction:
                 out.append((1 + opts.rank_fraction - frac_r,
-                            f"{name}: effective rank {frac_r:.2f} of width on the data "
-                            f"(covariance rank {rep['covariance_rank']:.0f}/{units})"))
+                            f"{name}: covariance rank {rep['covariance_rank']:.0f}/{units} on the data "
+                            f"(effective rank {rep['effective_rank']:.1f})"))
         perm = row["permutation"]
         if perm["groups"] >= opts.min_duplicate_groups and perm["groups"] > 0:
             what = "neurons" if row["kind"] == "linear" else "channels"
@@ -73,7 +73,9 @@ def verdict(report: dict, opts: AuditOptions) -> str:
     tail.append(f"{net['collapsed_units']} units are copies of another "
                 f"({net['duplicate_groups']} groups, {net['params_on_permutation_mirror']:,} parameters on the permutation mirror)")
     if net["zero_incoming_units"]:
-        tail.append(f"{net['zero_incoming_units']} hidden units have zero incoming weights")
+        tail.append(f"{net['zero_incoming_units']} hidden units have zero incoming weights"
+                    + (f" ({net['units_on_rescaling_mirror']} with zero outgoing weights too: on the rescaling mirror)"
+                       if net.get("units_on_rescaling_mirror") else ""))
     sym = report.get("input_symmetry")
     if sym:
         pd = [v["partial_defect"] for v in sym["layers"].values()]
