@@ -223,7 +223,8 @@ def load_target(spec: str, weights: str | None = None, model: str | None = None,
         if state is None:
             raise AuditError(f"{ckpt}: not a Lightning checkpoint")
         load_weights(net, state, str(ckpt))
-        return Target(net.eval(), str(cfg.get("name") or path.name), "job", str(path), cfg, path)
+        name = f"{cfg['name']}/{path.name}" if cfg.get("name") else path.name
+        return Target(net.eval(), name, "job", str(path), cfg, path)
     if path.is_file():
         obj = torch_load(path)
         if isinstance(obj, nn.Module):
