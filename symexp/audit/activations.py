@@ -56,7 +56,8 @@ class _Stream:
 def _ranks(rows: torch.Tensor, opts: AuditOptions) -> dict[str, float]:
     sv = singular_values(rows)
     ranks = rank_measures(sv, max(rows.shape) * torch.finfo(torch.float32).eps, opts.approx_threshold)
-    ranks["covariance_rank"] = float(R.covariance_rank(rows, opts.cov_tol)[0])
+    ranks["covariance_rank"] = float(R.covariance_rank(rows, opts.cov_tol)[0])  # seed 002: absolute tol
+    ranks["covariance_rank_rel"] = float(R.covariance_rank(rows, opts.cov_tol, relative=True)[0])  # scale-free
     return ranks
 
 

@@ -30,7 +30,7 @@ def layer_table(report: dict) -> list[str]:
     head = ["layer", "type", "units", "act", "weight rank num/eff/approx (max)", "zero in", "dup groups (copies)",
             "balance dist", "rot. deficit"]
     if data:
-        head += ["dead", "repr eff rank", "cov rank"]
+        head += ["dead", "repr eff rank", "cov rank abs / rel"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in report["layers"]:
         w, u, p = row["weight"], row["units_info"], row["permutation"]
@@ -44,7 +44,7 @@ def layer_table(report: dict) -> list[str]:
             d = row.get("data")
             rep = (d.get("post") or d["pre"]) if d else None
             cells += [str(d["dead_units"]) if d and row["activation"] else "-",
-                      _f(rep["effective_rank"]) if rep else "-", _f(rep["covariance_rank"]) if rep else "-"]
+                      _f(rep["effective_rank"]) if rep else "-", f"{rep['covariance_rank']:.0f} / {rep['covariance_rank_rel']:.0f}" if rep else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -67,8 +67,9 @@ def markdown(report: dict) -> str:
             "outgoing weights (the permutation mirror), *copies* = units a group repeats; *balance dist*: share of "
             "the squared norm that balancing |in| = |out| per unit would remove (ReLU-like layers with a successor); "
             "*rot. deficit*: rank deficit of [W_in | W_out^T] where a linear path makes rotating the units a symmetry (the rotation mirror's constraint); *dead*: units "
-            "exactly 0 after the activation on every input; *repr eff rank* / *cov rank*: effective rank and "
-            "seed 002's covariance rank of the post-activation (pre-activation where there is none).", ""]
+            "exactly 0 after the activation on every input; *repr eff rank*: effective rank of the post-activation "
+            "(pre-activation where there is none); *cov rank abs / rel*: covariance eigenvalues above cov_tol "
+            "(seed 002's absolute rule, scale-dependent) and above cov_tol x the largest (scale-free; the verdict's).", ""]
     if report.get("attention"):
         out += ["## Attention", "", "| module | heads | W_q^T W_k eff rank | W_o W_v eff rank | max |", "|---|---|---|---|---|"]
         for a in report["attention"]:

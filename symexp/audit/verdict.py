@@ -28,13 +28,14 @@ def findings(report: dict, opts: AuditOptions) -> list[tuple[float, str]]:
         frac_w = w["effective_rank"] / w["max_rank"] if w["max_rank"] else 1.0
         if frac_w < opts.rank_fraction:
             out.append((1 + opts.rank_fraction - frac_w, f"{name}: weight effective rank {frac_w:.2f} of full"))
-        if data:  # seed 002's measure: covariance eigenvalues above cov_tol on the data
+        if data:  # covariance eigenvalues above cov_tol x the largest: scale-free, unlike seed 002's absolute tol
             rep = data.get("post", data["pre"])
-            frac_r = rep["covariance_rank"] / units
+            cap = min(units, data["rows"] - 1) if data["rows"] > 1 else units
+            frac_r = rep["covariance_rank_rel"] / cap
             if frac_r < opts.rank_fraction:
                 out.append((1 + opts.rank_fraction - frac_r,
-                            f"{name}: covariance rank {rep['covariance_rank']:.0f}/{units} on the data "
-                            f"(effective rank {rep['effective_rank']:.1f})"))
+                            f"{name}: covariance rank {rep['covariance_rank_rel']:.0f}/{cap} on the data "
+                            f"(eigenvalues above {opts.cov_tol:g} x the largest)"))
         perm = row["permutation"]
         if perm["groups"] >= opts.min_duplicate_groups and perm["groups"] > 0:
             what = "neurons" if row["kind"] == "linear" else "channels"
