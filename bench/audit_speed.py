@@ -39,6 +39,15 @@ def main() -> None:
     print(f"symexp audit speed: ResNet18 ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params), "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), load avg {load}")
+    wall, cpu = [], []
+    for _ in range(args.repeats):  # the floor: the forward passes alone, same batches, no hooks
+        t, c = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            for i in range(0, args.samples, 250):
+                model(x[i : i + 250])
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    print(f"{'forward passes only (no audit)':<40} wall {statistics.median(wall):6.2f} s   cpu {statistics.median(cpu):6.2f} s")
     rows = {"weight-only": None, f"weights + activations on {args.samples} inputs": x}
     for label, inputs in rows.items():
         wall, cpu = [], []
