@@ -285,6 +285,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                       ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and "/block" not in k)[:2000])
             print_table(cfg.name, members, summary)
             finish(logger, failed=False)
+            if cfg.get("audit"):  # +audit=on: symexp.audit's report of the trained model in <job>/audit/
+                from symexp.audit.callback import audit_run
+
+                audit_run(cfg, task, out_dir)
             return objective
         except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
             root = root_error(exc)

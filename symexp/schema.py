@@ -93,6 +93,7 @@ class SymexpConfig:
     trainer: Any = field(default_factory=dict)
     paths: PathsConf = field(default_factory=PathsConf)
     budget: Any = field(default_factory=dict)
+    audit: Any = field(default_factory=dict)  # +audit=on: symexp.audit report at the end of the run
     tags: list[str] = field(default_factory=list)
     progress: str = "auto"  # auto (rich in a terminal, plain lines otherwise) | rich | plain | none
     resume: str = "auto"  # auto (continue a matching checkpoint, skip a finished job) | never | force

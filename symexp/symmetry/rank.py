@@ -42,9 +42,16 @@ def _svals(features: torch.Tensor) -> torch.Tensor:
 
 def effective_rank(features: torch.Tensor) -> torch.Tensor:
     """exp(-sum p log p), p = sv / sum(sv) (0 log 0 = 0), (K,)."""
-    sv = _svals(features)
-    p = sv / sv.sum(-1, keepdim=True).clamp_min(1e-300)
-    return torch.exp(-torch.special.xlogy(p, p).sum(-1)).float()
+    return effective_rank_of_svals(_svals(features))
+
+
+def effective_rank_of_svals(sv: torch.Tensor) -> torch.Tensor:
+    """effective_rank from singular values (..., k) already at hand (e.g. from a Gram matrix); 0 when
+    all are 0."""
+    total = sv.sum(-1, keepdim=True)
+    p = sv / total.clamp_min(1e-300)
+    erank = torch.exp(-torch.special.xlogy(p, p).sum(-1))
+    return torch.where(total[..., 0] > 0, erank, torch.zeros_like(erank)).float()
 
 
 def _smallest_k(weights: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -56,7 +63,12 @@ def _smallest_k(weights: torch.Tensor, threshold: float) -> torch.Tensor:
 
 def approximate_rank(features: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
     """Smallest k with sum_{i<=k} sv_i^2 / sum sv^2 >= threshold, (K,)."""
-    return _smallest_k(_svals(features).square(), threshold)
+    return approximate_rank_of_svals(_svals(features), threshold)
+
+
+def approximate_rank_of_svals(sv: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
+    """approximate_rank from descending singular values (..., k) already at hand."""
+    return _smallest_k(sv.square(), threshold)
 
 
 def abs_approximate_rank(features: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
