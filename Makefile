@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SWEEP ?= rflr_table1
 DIR ?=
 ARGS ?=
-export WANDB_MODE ?= offline
+# W&B runs offline unless logger.mode=online (or WANDB_MODE=online with the default logger.mode=auto).
 
 .PHONY: run test sweep report bench lint clean
 

@@ -15,7 +15,9 @@ import hashlib
 import logging
 import math
 import os
+import secrets
 import shutil
+import string
 import sys
 import time
 from collections.abc import Mapping
@@ -96,14 +98,12 @@ def _remove_failed_online_dir(root: str | None, run_id: str | None) -> None:
 
 def job_run_id(out_dir: Path, fresh: bool = False) -> str:
     """The job's W&B run id, created once and stored in the job folder (``fresh``: a new one)."""
-    import wandb
-
     path = Path(out_dir) / ID_FILE
     if path.exists() and not fresh:
         stored = path.read_text().strip()
         if stored:
             return stored
-    run_id = wandb.util.generate_id()
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's format
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(run_id + "\n")
     return run_id
