@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import math
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symexp import fingerprint as fp
+from symexp.console import print_table
 from symexp.joblog import job_log, log_traceback
 from symexp.results import SCHEMA, environment, load, write_json_atomic
 from symexp.resume import decide
@@ -133,26 +133,6 @@ def _summary(members: list[dict]) -> dict:
         values = [m["metrics"][key] for m in ok]
         out[key] = median(values) if isinstance(values[0], str) else median(torch.tensor(values))
     return out
-
-
-def print_table(name: str, members: list[dict], summary: dict) -> None:
-    """The results table printed at the end of every run."""
-    from rich.console import Console
-    from rich.table import Table
-
-    keys = [k for k in summary if k.startswith(("test/", "sym/output", "sym/partial_defect", "sym/mirror")) or k == "regime"]
-    keys = [k for k in keys if "/block" not in k and not k.startswith("sym/output_defect/")]
-    table = Table(title=f"symexp results: {name}")
-    table.add_column("seed")
-    table.add_column("status")
-    for key in keys:
-        table.add_column(key, justify="right")
-    fmt = lambda v: v if isinstance(v, str) else ("nan" if v is None or not math.isfinite(v) else f"{v:.3g}")  # noqa: E731
-    for m in members:
-        table.add_row(str(m["seed"]), m["status"], *[fmt(m["metrics"].get(k)) for k in keys])
-    if len(members) > 1:
-        table.add_row("median", "", *[fmt(summary.get(k)) for k in keys])
-    Console(width=200).print(table)
 
 
 def _previous(out_dir: Path) -> dict | None:
@@ -269,7 +249,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                     "model_steps_per_s": steps * len(seeds) / max(fit_s, 1e-9),
                     "resumed_from": str(ckpt) if ckpt else None,
                 },
-                env=environment(Path(cfg.paths.root), _device_name(trainer)),
+                env={**environment(Path(cfg.paths.root), _device_name(trainer)), "engine": task.engine_info()},
             )
             if logger is not None:
                 logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
@@ -283,7 +263,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             write_json_atomic(out_dir / RESULTS, payload)
             jlog.info("job %s %s in %.1f s: %s", run_name, payload["status"], time.time() - t0,
                       ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and "/block" not in k)[:2000])
-            print_table(cfg.name, members, summary)
+            print_table(cfg.name, members, summary, task.headline_metrics())
             finish(logger, failed=False)
             return objective
         except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
