@@ -159,7 +159,7 @@ def synthetic_images(
 
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(np.ascontiguousarray(images)).float() / scale
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).float() / scale  # IDX buffers are read-only
     if x.dim() == 3:
         x = x[:, None]
     elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
