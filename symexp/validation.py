@@ -70,8 +70,8 @@ def list_of(item: Check, min_len: int = 0) -> Check:
     def ok(v: Any) -> bool:
         return isinstance(v, (list, tuple)) and len(v) >= min_len and all(item.ok(x) for x in v)
 
-    return Check(ok, f"a list of {item.allowed.removeprefix('a ').removeprefix('an ')}" + (
-        f" (at least {min_len})" if min_len else ""))
+    first, _, rest = item.allowed.removeprefix("a ").removeprefix("an ").partition(" ")
+    return Check(ok, f"a list of {first}s {rest}".rstrip() + (f" (at least {min_len})" if min_len else ""))
 
 
 NULL = Check(lambda v: v is None, "null")
@@ -333,7 +333,7 @@ def _matches(pattern: str, key: str) -> bool:
     return len(p) == len(k) and all(fnmatch.fnmatchcase(ks, ps) for ps, ks in zip(p, k))
 
 
-def _resolved(cfg: DictConfig) -> dict:
+def resolve_config(cfg: DictConfig) -> dict:
     """The config as plain values; an interpolation that cannot resolve is reported by its key."""
     try:
         return OmegaConf.to_container(cfg, resolve=True)
@@ -350,7 +350,7 @@ def _resolved(cfg: DictConfig) -> dict:
 
 def check_values(cfg: DictConfig) -> None:
     """Apply every rule of RULES to the keys the config has."""
-    for key, value in _leaves(_resolved(cfg)):
+    for key, value in _leaves(resolve_config(cfg)):
         for pattern, rule in RULES:
             if _matches(pattern, key) and not rule.ok(value):
                 raise ConfigError(key, f"got {value!r}; allowed {rule.allowed}")

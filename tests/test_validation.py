@@ -121,7 +121,7 @@ def test_bad_input_names_its_key(overrides, key):
 def test_message_says_what_it_got_and_what_is_allowed():
     with pytest.raises(ConfigError, match=r"^data\.flip_prob: got 1\.5; allowed a number in \[0, 1\]$"):
         validate(compose_cfg(["data.flip_prob=1.5"]))
-    with pytest.raises(ConfigError, match=r"^data\.transforms: got 'neg'; allowed a list of string"):
+    with pytest.raises(ConfigError, match=r"^data\.transforms: got 'neg'; allowed a list of strings \(at least 1\)$"):
         validate(compose_cfg(["data.transforms=neg"]))
 
 
