@@ -73,6 +73,7 @@ def init_run(mode: str, init_timeout: float, **kwargs: Any):
     seconds warns once and returns an offline run with the same id, so results never depend on the network."""
     import wandb
 
+    started = time.time()
     try:
         return wandb.init(mode=mode, settings=wandb.Settings(init_timeout=init_timeout), **kwargs)
     except Exception as exc:
@@ -80,19 +81,20 @@ def init_run(mode: str, init_timeout: float, **kwargs: Any):
             raise
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         wandb.teardown()  # the service still holds the failed run's id
-        _remove_failed_online_dir(kwargs.get("dir"), kwargs.get("id"))
+        _remove_failed_online_dir(kwargs.get("dir"), kwargs.get("id"), started)
         run = wandb.init(mode="offline", **kwargs)
         log.warning("W&B online init failed (%s); logging offline to %s (upload later: wandb sync %s)",
                     reason, run.dir and Path(run.dir).parent, run.dir and Path(run.dir).parent)
         return run
 
 
-def _remove_failed_online_dir(root: str | None, run_id: str | None) -> None:
-    """The online attempt leaves an empty run-<time>-<id> folder that `wandb sync` would trip on."""
+def _remove_failed_online_dir(root: str | None, run_id: str | None, since: float) -> None:
+    """The failed online attempt leaves a run-<time>-<id> folder holding no data; `wandb sync` of the job
+    would upload it beside the offline run. Earlier (successful) online folders of the same id stay."""
     if not root or not run_id:
         return
     for folder in (Path(root) / "wandb").glob(f"run-*-{run_id}"):
-        if folder.is_dir() and not any(folder.glob("*.wandb")):
+        if folder.is_dir() and folder.stat().st_ctime >= since - 1:
             shutil.rmtree(folder, ignore_errors=True)
 
 

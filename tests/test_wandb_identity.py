@@ -115,6 +115,7 @@ def test_online_without_network_falls_back_to_offline_quickly(tmp_path, monkeypa
     assert len(warnings) == 1 and "wandb sync" in warnings[0].getMessage()
     (rec,) = offline_runs(tmp_path)
     assert rec["id"] == (tmp_path / "wandb_id").read_text().strip() and rec["summary"]["status"] == "ok"
+    assert not list((tmp_path / "wandb").glob("run-*")), "the failed online attempt leaves no folder to sync"
 
 
 def test_multirun_names_show_the_overrides():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,7 +60,13 @@ def read_run(path: Path) -> dict:
     return out
 
 
-def offline_runs(job_dir: Path) -> list[dict]:
-    """Every offline run below job_dir/wandb, oldest first."""
-    files = sorted(p for p in (Path(job_dir) / "wandb").glob("offline-run-*/run-*.wandb"))
-    return [read_run(p) for p in files]
+def offline_runs(job_dir: Path, wait_s: float = 20.0) -> list[dict]:
+    """Every offline run below job_dir/wandb, oldest first. W&B's service may still be writing a file after
+    ``finish()`` returns on a busy machine: wait (up to wait_s) until every run has its exit record."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        files = sorted(p for p in (Path(job_dir) / "wandb").glob("offline-run-*/run-*.wandb"))
+        runs = [read_run(p) for p in files]
+        if all(r["exit_code"] is not None and "id" in r for r in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.2)
