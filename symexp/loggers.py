@@ -83,8 +83,8 @@ def init_run(mode: str, init_timeout: float, **kwargs: Any):
         wandb.teardown()  # the service still holds the failed run's id
         _remove_failed_online_dir(kwargs.get("dir"), kwargs.get("id"), started)
         run = wandb.init(mode="offline", **kwargs)
-        log.warning("W&B online init failed (%s); logging offline to %s (upload later: wandb sync %s)",
-                    reason, run.dir and Path(run.dir).parent, run.dir and Path(run.dir).parent)
+        log.warning("W&B online init failed within %gs (%s); logging offline, upload later: wandb sync %s",
+                    init_timeout, reason, Path(run.dir).parent if run.dir else kwargs.get("dir"))
         return run
 
 
