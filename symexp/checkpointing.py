@@ -32,16 +32,24 @@ from lightning.pytorch.callbacks import Checkpoint
 from symexp.resume import LAST
 
 
+def pack(obj) -> torch.Tensor:
+    """Python objects as pickled bytes in a uint8 tensor, so the checkpoint still loads with weights_only."""
+    return torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8)
+
+
+def unpack(packed: torch.Tensor):
+    return pickle.loads(packed.numpy().tobytes())
+
+
 def rng_states() -> torch.Tensor:
-    """Every global RNG state as pickled bytes in a uint8 tensor, so the checkpoint loads with weights_only."""
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
-    return torch.frombuffer(bytearray(pickle.dumps(states)), dtype=torch.uint8)
+    return pack(states)
 
 
 def set_rng_states(packed: torch.Tensor) -> None:
-    states = pickle.loads(packed.numpy().tobytes())
+    states = unpack(packed)
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
@@ -61,6 +69,7 @@ class PeriodicCheckpoint(Checkpoint):
         self.config, self.fingerprint = config, fingerprint
         self._last_save = time.monotonic()
         self._period: int | None = None
+        self._rng: torch.Tensor | None = None
         self.saves = 0
 
     @property
@@ -68,6 +77,10 @@ class PeriodicCheckpoint(Checkpoint):
         return self.dirpath / LAST
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the RNG goes back last, after setup hooks that may draw (an uninterrupted run drew those before)
+        if self._rng is not None:
+            set_rng_states(self._rng)
+            self._rng = None
         self._last_save = time.monotonic()
         self._period = None
         if self.every_fraction:
@@ -95,7 +108,7 @@ class PeriodicCheckpoint(Checkpoint):
         """Temp file + rename on rank zero, so a kill mid-write never leaves a torn last.ckpt."""
         self.dirpath.mkdir(parents=True, exist_ok=True)
         tmp = self.dirpath / f".{LAST}.tmp"
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)
@@ -107,6 +120,4 @@ class PeriodicCheckpoint(Checkpoint):
         checkpoint["symexp"] = {"config": self.config, "fingerprint": self.fingerprint, "rng": rng_states()}
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        rng = (checkpoint.get("symexp") or {}).get("rng")
-        if rng is not None:
-            set_rng_states(rng)
+        self._rng = (checkpoint.get("symexp") or {}).get("rng")

@@ -131,7 +131,7 @@ RULES: tuple[tuple[str, Check], ...] = (
     ("task.val_every", POS_INT),
     ("task.steps_per_call", POS_INT | NULL),
     ("task.max_steps", Check(lambda v: _is_int(v) and (v == -1 or v >= 1), "-1 (no limit) or an integer >= 1")),
-    ("task.engine", choice("auto", "fused", "autograd")),
+    ("task.engine", choice("auto", "autograd", "fused", "graph", "graph_compiled")),
     ("task.divergence_loss", POSITIVE),
     ("task.log_every", POS_INT),
     ("task.batch_size", POS_INT | NULL),
