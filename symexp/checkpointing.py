@@ -3,15 +3,14 @@
 Why not Lightning's ModelCheckpoint: it skips a save whenever ``trainer.global_step`` has not moved
 since the last one, and symexp's batch-1 engines take thousands of optimizer steps inside one Lightning
 step (they drive the raw optimizer), so it saved only at the end of training. This callback counts
-epochs and wall time instead. It subclasses Lightning's ``Checkpoint`` so the trainer calls it after the
-task's own ``on_train_epoch_end`` (the state it saves is the finished epoch's), and it saves:
+epochs and wall time instead, and saves at the start of the next epoch (see on_train_epoch_start):
 
 - the parameters, optimizer, scheduler and loop state (Lightning's own checkpoint contents),
 - whatever the task adds in ``on_save_checkpoint`` (syre's theta0, PPO's simulators, best parameters),
 - the global RNG states (python, numpy, torch, CUDA), which Lightning does not save,
 - the resolved config and its fingerprint, so a checkpoint says which run it belongs to.
 
-Saves happen at Lightning epoch ends only: resuming from the middle of an epoch is not exact in
+Saves happen at Lightning epoch boundaries only: resuming from the middle of an epoch is not exact in
 Lightning. Every symexp task keeps its Lightning epochs short for that reason.
 """
 
@@ -70,6 +69,7 @@ class PeriodicCheckpoint(Checkpoint):
         self._last_save = time.monotonic()
         self._period: int | None = None
         self._rng: torch.Tensor | None = None
+        self._just_restored = False
         self.saves = 0
 
     @property
@@ -81,6 +81,7 @@ class PeriodicCheckpoint(Checkpoint):
         if self._rng is not None:
             set_rng_states(self._rng)
             self._rng = None
+            self._just_restored = True
         self._last_save = time.monotonic()
         self._period = None
         if self.every_fraction:
@@ -97,9 +98,14 @@ class PeriodicCheckpoint(Checkpoint):
             return True
         return bool(self.every_minutes) and time.monotonic() - self._last_save >= 60.0 * self.every_minutes
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and self._due(trainer.current_epoch + 1):
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # At the start of epoch e+1 the finished epoch e is fully closed (its epoch-interval scheduler step
+        # included) and nothing of e+1 has drawn from an RNG yet: Lightning restarts such a checkpoint at
+        # the top of e+1 (its "restarted on epoch start" stage), the one boundary it restores exactly.
+        done = trainer.current_epoch
+        if done > 0 and not self._just_restored and self._due(done):
             self.save(trainer)
+        self._just_restored = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
