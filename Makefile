@@ -6,7 +6,7 @@ SWEEP ?= rflr_table1
 DIR ?=
 TARGET ?=
 ARGS ?=
-export WANDB_MODE ?= offline
+# W&B runs offline unless logger.mode=online (or WANDB_MODE=online with the default logger.mode=auto).
 
 .PHONY: run test sweep report eval audit bench lint clean
 

@@ -135,7 +135,7 @@ def test_rank_metrics_on_policy_features():
     with torch.no_grad():  # kill half of the last hidden layer: those units are dead, rank at most half
         task.model.actor[-3].bias[: width // 2] = -1e6
     m = task.plasticity_metrics()
-    feats = task.model.policy_features(states).double()
+    feats = task.model.policy_features(states).detach().double()
     assert m["dead_units"] == int((feats == 0).all(0).sum()) >= width // 2
     assert m["effective_rank_pct"] == pytest.approx(100 * float(effective_rank(feats)) / width)
     assert m["abs_approx_rank_pct"] == pytest.approx(100 * float(abs_approximate_rank(feats)) / width)

@@ -87,6 +87,19 @@ class SymexpTask(L.LightningModule):
         """Trainer kwargs implied by the task's own budget (cfg.trainer entries override them)."""
         return {}
 
+    def headline_metrics(self) -> tuple[str, ...] | None:
+        """fnmatch patterns of the summary keys the end-of-run table shows (None: test/*, symmetry defects,
+        regime)."""
+        return None
+
+    def progress(self) -> tuple[str, int, int] | None:
+        """(unit, done, total) of the task's own budget for plain progress lines (None: Lightning's epochs)."""
+        return None
+
+    def engine_info(self) -> dict | None:
+        """Which training engine ran, for results.json env.engine (None: Lightning's own loop)."""
+        return None
+
     def member_status(self) -> list[str]:
         """'ok' or 'diverged' for every member."""
         return ["ok"] * self.members

@@ -104,6 +104,9 @@ class GeneratorTask(SymexpTask):
         sched = torch.optim.lr_scheduler.StepLR(opt, self.lr_decay_every, self.lr_decay)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("gen/alignment", "gen/alignment/h*", "gen/invariance_learned/h*", "gen/lift_wider", "gen/lift_deeper")
+
     def trainer_defaults(self) -> dict:
         return {"max_steps": self.steps, "max_epochs": -1, "num_sanity_val_steps": 0, "limit_val_batches": 0,
                 "log_every_n_steps": 50}

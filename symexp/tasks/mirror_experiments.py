@@ -42,6 +42,10 @@ class _InnerLoopTask(SymexpTask):
     def configure_optimizers(self):
         return self.attach_syre(torch.optim.SGD(self.model.parameters(), lr=0.0))
 
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("mirror/sparsity_*_max", "mirror/diverged_*", "rank/*_min", "plasticity/*/last_task_loss",
+                "sym/mirror*")
+
     def trainer_defaults(self) -> dict:
         return {"max_epochs": 1, "num_sanity_val_steps": 0, "limit_val_batches": 0, "log_every_n_steps": 1}
 

@@ -141,6 +141,13 @@ class PPOTask(SymexpTask):
     def configure_optimizers(self):
         return self.attach_syre(self.optimizer_factory(params=[p for p in self.model.parameters() if p.requires_grad]))
 
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("train/return_final", "train/return_mean", "rank/effective_rank_pct", "rank/effective_rank_pct_min",
+                "model/weight_magnitude", "env/parameter_changes")
+
+    def progress(self) -> tuple[str, int, int]:
+        return "env step", int(self.data_step), self.iterations * self.rollout_steps
+
     def trainer_defaults(self) -> dict:
         return {
             "max_epochs": math.ceil(self.iterations / self.iterations_per_epoch),

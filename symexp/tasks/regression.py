@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from symexp.engines import build_engine
+from symexp.engines import build_engine, engine_info
 from symexp.seeding import epoch_orders
 from symexp.tasks.base import SymexpTask
 
@@ -75,6 +75,12 @@ class RegressionTask(SymexpTask):
             "log_every_n_steps": chunks,
             "check_val_every_n_epoch": 1,
         }
+
+    def progress(self) -> tuple[str, int, int]:
+        return "epoch", int(self.data_step) // self.datamodule.n_train, self.epochs
+
+    def engine_info(self) -> dict | None:
+        return engine_info(self.engine) if self.engine is not None else None
 
     def on_fit_start(self) -> None:
         dm = self.datamodule
