@@ -9,6 +9,7 @@ import math
 import statistics
 from collections import Counter, defaultdict
 
+from symexp.stats import median_of
 from symexp.symmetry.regime import REGIMES
 
 # seed 000, Table 1 (test MSE, D_out, active D_p) and the matched-MLP numbers quoted in section 3.
@@ -46,8 +47,7 @@ def _mean_spread(values: list) -> str:
 
 
 def _median(values: list) -> float | None:
-    vals = [f for f in (_num(v) for v in values) if f is not None]
-    return statistics.median(vals) if vals else None
+    return median_of(values)
 
 
 def _is_symmetry_row(r: dict) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from symexp.stats import median
+
 
 def relative_defect(f: torch.Tensor, f_t: torch.Tensor, eps: float = 1e-12, dim: int = -1) -> torch.Tensor:
     """D for values f = f(x) and f_t = f(Tx) on the grid points along ``dim``."""
@@ -28,7 +30,7 @@ def masked_median_max(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.T
     """Median and max over the last axis restricted to mask (NaN where nothing is active)."""
     nan = torch.full_like(values, float("nan"))
     masked = torch.where(mask, values, nan)
-    med = masked.nanmedian(-1).values
+    med = median(masked, -1)
     mx = torch.where(mask, values, torch.full_like(values, -float("inf"))).amax(-1)
     mx = torch.where(mask.any(-1), mx, torch.full_like(mx, float("nan")))
     return med, mx

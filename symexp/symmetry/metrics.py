@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from symexp.data.transforms import transform
+from symexp.stats import median
 from symexp.symmetry.bounds import mirror_assignment, prop1_terms
 from symexp.symmetry.defects import active_partials, masked_median_max, partial_defects, relative_defect
 from symexp.symmetry.mirror import mirror_correlation, mirror_mismatch, nearest_mirrors
@@ -114,7 +115,7 @@ class MirrorPairs(Metric):
         return {
             "sym/mirror_mismatch": mirror_mismatch(c, idx),
             "sym/mirror_corr": mirror_correlation(c, idx),
-            "sym/mirror_distance": dist.median(-1).values,
+            "sym/mirror_distance": median(dist, -1),
         }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from symexp.stats import median
+
 
 def nearest_mirrors(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of the atom nearest to each atom's mirror and the distance: a (..., W, d), b (..., W)."""
@@ -25,7 +27,7 @@ def mirror_mismatch(c: torch.Tensor, idx: torch.Tensor, eps: float = 1e-12) -> t
     opposite ones. c (..., W, r) -> (...)."""
     c_bar = gather_atoms(c, idx)
     rel = (c_bar - c).norm(dim=-1) / (c.norm(dim=-1) + c_bar.norm(dim=-1) + eps)
-    return rel.median(-1).values
+    return median(rel, -1)
 
 
 def mirror_correlation(c: torch.Tensor, idx: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 
 from symexp.engines import build_engine
 from symexp.seeding import epoch_orders
+from symexp.stats import median
 from symexp.tasks.base import SymexpTask
 
 
@@ -131,7 +132,7 @@ class RegressionTask(SymexpTask):
     def on_train_epoch_end(self) -> None:
         mean = self.train_loss_sum / self.train_loss_count.clamp_min(1)
         ok = ~self.diverged
-        self.log("train/loss", mean[ok].median() if ok.any() else torch.tensor(math.nan), prog_bar=True)
+        self.log("train/loss", median(mean[ok]) if ok.any() else torch.tensor(math.nan), prog_bar=True)
         self.log("train/epoch", float(self.data_step) / self.datamodule.n_train)
         self.train_loss_sum.zero_()
         self.train_loss_count.zero_()
@@ -152,8 +153,8 @@ class RegressionTask(SymexpTask):
             self.best_epoch = torch.where(improved, torch.full_like(self.best_epoch, epoch), self.best_epoch)
         ok = ~self.diverged
         if ok.any():
-            self.log("val/mse", mse[ok].median(), prog_bar=True, batch_size=1)
-            self.log("val/best_mse", self.best_val[ok].median(), batch_size=1)
+            self.log("val/mse", median(mse[ok]), prog_bar=True, batch_size=1)
+            self.log("val/best_mse", median(self.best_val[ok]), batch_size=1)
 
     # ---------------------------------------------------------------- after training
     def member_status(self) -> list[str]:
