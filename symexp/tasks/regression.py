@@ -174,8 +174,10 @@ class RegressionTask(SymexpTask):
         grid = dm.grid.to(self.device).expand(self.members, -1, -1)
         pred = self.model(grid)
         mse = (pred - dm.y_grid.to(pred)).square().mean(1)
+        indist = (self.model(dm.x_test.to(self.device)) - dm.y_test.to(pred)).square().mean(1)
         return {
             "test/mse": mse,
+            "test/mse_indist": indist,
             "val/best_mse": self.best_val.clone(),
             "train/best_epoch": self.best_epoch.float(),
             "data/mirror_distance": dm.mirror_distance.clone(),
