@@ -111,3 +111,13 @@ def test_table1_sorts_ranks_numerically_and_brackets_only_rows_with_paper_values
     assert "[" not in next(ln for ln in lines if ln.startswith("| gauss3d"))
     only_unpapered = table1([_row("rflr", "gauss3d", 0.01, rank=8)])
     assert "brackets" not in only_unpapered[0]
+
+
+@pytest.mark.parametrize("variant, depth, partials", [("mlp", 2, "pre"), ("mlp_post", 2, "post"), ("mlp_h3_post", 3, "post")])
+def test_positive_bias_sweep_variants_are_the_stated_mlp_readings(variant, depth, partials):
+    from tests.conftest import ROOT
+
+    cfg = compose_cfg([f"+variant={variant}", "data=gauss2d"], config_dir=ROOT / "sweeps", config_name="rflr_positive_bias")
+    assert (cfg.model.depth, cfg.model.partials, cfg.model.width) == (depth, partials, 256)
+    rf = compose_cfg(["+variant=rflr_r128", "data=gauss2d"], config_dir=ROOT / "sweeps", config_name="rflr_positive_bias")
+    assert (rf.model.depth, rf.model.rank) == (3, 128)
