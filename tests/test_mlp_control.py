@@ -121,3 +121,12 @@ def test_positive_bias_sweep_variants_are_the_stated_mlp_readings(variant, depth
     assert (cfg.model.depth, cfg.model.partials, cfg.model.width) == (depth, partials, 256)
     rf = compose_cfg(["+variant=rflr_r128", "data=gauss2d"], config_dir=ROOT / "sweeps", config_name="rflr_positive_bias")
     assert (rf.model.depth, rf.model.rank) == (3, 128)
+
+
+def test_rflr_hidden_scale_scales_only_the_later_frozen_features():
+    from symexp.models.rflr import RFLR
+
+    base, scaled = RFLR(2, width=16, rank=4, depth=2), RFLR(2, width=16, rank=4, depth=2, hidden_scale=2.0)
+    assert torch.equal(base.A0, scaled.A0)
+    assert torch.allclose(scaled.A1, 2 * base.A1) and torch.allclose(scaled.A2, 2 * base.A2)
+    assert torch.equal(base.b1, scaled.b1) and torch.equal(base.mixers[1], scaled.mixers[1])
