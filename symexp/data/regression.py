@@ -72,6 +72,9 @@ class SymmetricRegressionData(L.LightningDataModule):
 
         self.x_train, self.y_train = draw("data", n_train)
         self.x_val, self.y_val = draw("val", n_val)
+        # fresh points from the training distribution (never used for selection): test/mse_indist, which
+        # differs from the grid's test/mse when training is biased (data.sampling=positive_bias)
+        self.x_test, self.y_test = draw("test", n_val)
         self.grid = symmetric_grid(dim, grid_points if dim > 1 else max(grid_points, 2001))
         self.y_grid = target(self.grid)
         self.mirror_distance = mean_nearest_mirror_distance(self.x_train)  # (K,)

@@ -9,6 +9,7 @@ import torch
 
 from symexp.discovery.action import GeneratorModel
 from symexp.discovery.targets import TargetNet
+from symexp.stats import median
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -116,10 +117,10 @@ def finite_flow(target, model, theta, x, y, arclength: float, gen: torch.Generat
     learned = []
     for i in range(model.k):
         moved = integrate_flow(lambda t, i=i: model.field(model.h[i], t, x_flat), theta, arclength, steps)
-        learned.append(relative_change(base, target.batch_loss(moved, x, y)).median())
+        learned.append(median(relative_change(base, target.batch_loss(moved, x, y))))
     d = torch.randn(theta.shape, generator=gen).to(theta)
     d = d / d.norm(dim=-1, keepdim=True)
-    random = relative_change(base, target.batch_loss(theta + arclength * d, x, y)).median()
+    random = median(relative_change(base, target.batch_loss(theta + arclength * d, x, y)))
     return torch.stack(learned), random
 
 

@@ -6,7 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling")
+ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling",
+            "partials")
 
 
 def _config_fields(cfg: dict | None) -> dict:
@@ -20,6 +21,8 @@ def _config_fields(cfg: dict | None) -> dict:
         "width": model.get("width"),
         "depth": model.get("depth"),
         "sampling": data.get("sampling"),
+        # which MLP features are its partials; runs from before the knob existed read post-activation
+        "partials": (model.get("partials") or "post") if target.endswith(".MLP") else None,
         "syre_variant": _syre_variant(cfg.get("syre")) if "syre" in cfg else None,
         "weight_decay": _weight_decay(cfg),
         "dropout": model.get("dropout"),

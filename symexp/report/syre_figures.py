@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from symexp.plots import save_figure  # noqa: E402
 from symexp.report.figures import _f  # noqa: E402
+from symexp.stats import median_of  # noqa: E402
 
 COLOURS = {"off": "tab:blue", "static_bias": "tab:red", "wfix": "tab:green", "advanced": "tab:purple",
            "offset": "tab:pink", "sigma_asym": "tab:brown", "perturb_only": "tab:olive", "anchor_only": "tab:cyan"}
@@ -41,8 +41,8 @@ def _variant(r: dict) -> str:
 
 
 def _median(vals: list) -> float:
-    vals = [v for v in (_f(x) for x in vals) if not math.isnan(v)]
-    return statistics.median(vals) if vals else math.nan
+    m = median_of(vals)
+    return math.nan if m is None else m
 
 
 def _method(r: dict) -> str:
