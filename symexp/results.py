@@ -1,4 +1,4 @@
-"""results.json, the contract every job folder fulfils (see ARCHITECTURE.md); written atomically."""
+"""results.json, the contract every job folder fulfils (README, "Outputs"); written atomically."""
 
 from __future__ import annotations
 
