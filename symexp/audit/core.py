@@ -16,6 +16,7 @@ from symexp.audit.options import AuditOptions
 from symexp.audit.spectra import one_thread
 from symexp.audit.verdict import verdict
 from symexp.audit.weights import attention_ranks, layer_weights
+from symexp.stats import median
 
 SCHEMA = 1  # audit/report.json layout version; bump on incompatible changes
 
@@ -43,8 +44,8 @@ def _network(layers: list[dict], model: nn.Module) -> dict:
         "duplicate_groups": sum(row["permutation"]["groups"] for row in layers),
         "collapsed_units": sum(row["permutation"]["collapsed_units"] for row in layers),
         "params_on_permutation_mirror": sum(row["permutation"]["params_lost"] for row in layers),
-        "median_weight_rank_fraction": float(torch.tensor([row["weight"]["effective_rank"] / row["weight"]["max_rank"]
-                                                           for row in layers]).median()) if layers else None,
+        "median_weight_rank_fraction": float(median(torch.tensor([row["weight"]["effective_rank"] / row["weight"]["max_rank"]
+                                                                  for row in layers]))) if layers else None,
     }
     with_data = [row for row in hidden if "data" in row]
     if with_data:

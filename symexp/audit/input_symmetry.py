@@ -11,6 +11,7 @@ from torch import nn
 from symexp.audit.graph import Layer
 from symexp.audit.weights import outgoing
 from symexp.data.transforms import transform
+from symexp.stats import median
 from symexp.symmetry.defects import active_partials, masked_median_max, partial_defects, relative_defect
 from symexp.symmetry.mirror import mirror_correlation, mirror_mismatch, nearest_mirrors
 
@@ -47,5 +48,5 @@ def mirror_pairs(model: nn.Module, layers: list[Layer]) -> dict | None:
         c = outgoing(modules, first)
     idx, dist = nearest_mirrors(a.double(), b.double())
     mm, corr = mirror_mismatch(c.double(), idx), mirror_correlation(c.double(), idx)
-    return {"mirror_mismatch": float(mm.median()), "mirror_corr": float(corr.median()),
-            "mirror_distance": float(dist.median(-1).values.median())}
+    return {"mirror_mismatch": float(median(mm)), "mirror_corr": float(median(corr)),
+            "mirror_distance": float(median(median(dist, -1)))}

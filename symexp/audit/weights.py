@@ -16,6 +16,7 @@ from torch import nn
 from symexp.audit.graph import Layer
 from symexp.audit.options import AuditOptions
 from symexp.audit.spectra import default_rtol, rank_measures, singular_values
+from symexp.stats import median
 from symexp.symmetry.permutation import collapsed_units, duplicate_groups
 
 
@@ -99,7 +100,7 @@ def layer_weights(modules: dict[str, nn.Module], layer: Layer, opts: AuditOption
         live = total > 0
         imb = ((a.square() - c.square()) / total.clamp_min(1e-300))[live]
         out["rescaling"] = {
-            "median_abs_imbalance": float(imb.abs().median()) if imb.numel() else 0.0,
+            "median_abs_imbalance": float(median(imb.abs())) if imb.numel() else 0.0,
             # share of the squared norm that balancing each unit (a -> sqrt(a c), c -> sqrt(a c)) removes
             "balance_distance": float((a - c).square().sum() / total.sum().clamp_min(1e-300)),
         }

@@ -23,7 +23,7 @@ def field_norms(model: GeneratorModel, theta, x, beta: float = 1.0) -> torch.Ten
     """(k,) median over samples of |D_g a_X(h_i)|, the infinitesimal action's norm; Eq. 8 pulls it to beta. 0 for
     the trivial h = 0, which the verdict refuses (a degenerate field is no symmetry however invariant it looks)."""
     fields = model.fields(theta, x.flatten(1))
-    return torch.stack([f.detach().norm(dim=-1).median() for f in fields])
+    return torch.stack([median(f.detach().norm(dim=-1)) for f in fields])
 
 
 def loss_gradients(target: TargetNet, theta, x, y) -> torch.Tensor:

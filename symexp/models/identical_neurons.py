@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from symexp.models.vision_common import seeded, single_seed
+from symexp.stats import median
 
 
 class IdenticalNeuronsNet(nn.Module):
@@ -61,7 +62,7 @@ class IdenticalNeuronsNet(nn.Module):
         w = torch.cat([self.hidden.weight, self.out.weight.T], 1).detach().double()
         if self.hidden.bias is not None:
             w = torch.cat([w, self.hidden.bias.detach().double()[:, None]], 1)
-        scale = w.norm(dim=1).median().clamp_min(torch.finfo(torch.float64).tiny)
+        scale = median(w.norm(dim=1)).clamp_min(torch.finfo(torch.float64).tiny)
         return torch.cdist(w, w, compute_mode="donot_use_mm_for_euclid_dist") / scale
 
     def distinct_neurons(self, rtol: float | None = None) -> int:
@@ -80,7 +81,7 @@ class IdenticalNeuronsNet(nn.Module):
         (0 while more than half the neurons have an exact copy)."""
         d = self._relative_distances()
         d.fill_diagonal_(float("inf"))
-        return float(d.min(1).values.median()) if d.shape[0] > 1 else float("nan")
+        return float(median(d.min(1).values)) if d.shape[0] > 1 else float("nan")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.hidden(x.flatten(1)))

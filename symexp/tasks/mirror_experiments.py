@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from symexp.plots import save_figure  # noqa: E402
+from symexp.stats import median
 from symexp.tasks.base import SymexpTask  # noqa: E402
 
 
@@ -151,7 +152,7 @@ class MirrorSparsityTask(_InnerLoopTask):
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
         """Mean over the finite grid points of each run's median per-coordinate |O_i^T theta'| (the per-point
         shares exactly on the mirror are mirror/on_mirror_sym/<lr>_<wd>)."""
-        per_run = self.constraint.median(-1).values
+        per_run = median(self.constraint, -1)
         finite = per_run[torch.isfinite(per_run)]
         return {"rescaling": (finite.mean() if finite.numel() else per_run.new_tensor(float("nan"))).reshape(1)}
 
@@ -253,7 +254,7 @@ class MirrorRankTask(_InnerLoopTask):
         # rotation mirrors: min over unit n of |(U n, V^T n)| = the smallest singular value of [U; V^T]; the
         # median over the learning rates (the per-lr counts of directions on a mirror are rank/on_mirror/*)
         finite = self.min_mirror_sv[torch.isfinite(self.min_mirror_sv)]
-        return {"rotation": (finite.median() if finite.numel() else torch.tensor(float("nan"))).reshape(1)}
+        return {"rotation": (median(finite) if finite.numel() else torch.tensor(float("nan"))).reshape(1)}
 
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
@@ -321,7 +322,7 @@ class MirrorEnsembleTask(_InnerLoopTask):
             self.results[f"ensemble/twinned/{tag}"] = twin.any(-1)[live].float().mean()
             self.results[f"ensemble/blocks/{tag}"] = torch.tensor(float(_blocks(twin, live)))
             self.results[f"ensemble/on_mirror/{tag}"] = (nearest[live] < self.mirror_tol).float().mean()
-            self.results[f"ensemble/nearest_mirror/{tag}"] = nearest[live].median()
+            self.results[f"ensemble/nearest_mirror/{tag}"] = median(nearest[live])
             self.results[f"ensemble/live_units/{tag}"] = live.float().sum()
             self.results[f"ensemble/train_loss/{tag}"] = train[k]
             self.corr.append(corr)
@@ -329,7 +330,7 @@ class MirrorEnsembleTask(_InnerLoopTask):
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
         # permutation mirrors: median over units of the distance to the nearest twin, at the largest weight decay
-        return {"permutation": self.nearest[-1].median().reshape(1)}
+        return {"permutation": median(self.nearest[-1]).reshape(1)}
 
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         from scipy.cluster.hierarchy import leaves_list, linkage
