@@ -78,7 +78,8 @@ def symbench_figure(rows: list[dict], path: Path) -> Path | None:
         ax.set_title(f"Fig. 4: {structure} B")
         ax.set_xlabel("objective (w^T w)^2 - w^T B w")
         ax.set_ylabel("degree of symmetry")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a structure with no finished runs has nothing to label
+            ax.legend(fontsize=7)
     return save_figure(fig, path, dpi=90)
 
 
