@@ -88,6 +88,7 @@ class SymexpConfig:
     resume: bool = True  # continue from <job>/checkpoints/last.ckpt when it exists
     save_checkpoints: bool = True
     deterministic: bool = False
+    strict_exit: bool = True  # exit non-zero when a job (or any job of a sweep) failed or diverged
 
 
 ConfigStore.instance().store(name="symexp_schema", node=SymexpConfig)
