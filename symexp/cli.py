@@ -7,6 +7,7 @@ the pipeline (symexp.run) is imported only inside a job.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -77,8 +78,8 @@ def job_status(job_dir: Path) -> tuple[str, str | None]:
 
 
 def run_job(cfg: DictConfig) -> float | None:
-    """Run one job. In a multirun, a failed job returns NaN, which an Optuna sweeper records as a failed
-    trial; a single run that failed or diverged exits non-zero unless strict_exit=false."""
+    """Run one job. In a multirun, a job that failed or diverged returns None, which an Optuna sweeper
+    records as a failed trial; a single run that failed or diverged exits non-zero unless strict_exit=false."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -90,7 +91,8 @@ def run_job(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     status, error = job_status(Path(hc.runtime.output_dir))
     if hc.mode == RunMode.MULTIRUN:
-        return float("nan") if status == "failed" and value is None else value
+        finite = isinstance(value, (int, float)) and math.isfinite(value)
+        return value if status not in BAD_STATUS and finite else None
     if status in BAD_STATUS and cfg.get("strict_exit", True):
         raise SystemExit(f"symexp: job {status}{': ' + error if error else ''} ({hc.runtime.output_dir}; strict_exit=false exits 0)")
     return value

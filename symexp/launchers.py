@@ -63,7 +63,7 @@ class LocalGPULauncher(LocalLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         executor = submitit.AutoExecutor(
-            cluster="local", folder=self.params["submitit_folder"], local_max_num_timeout=self.params.get("max_num_timeout", 0)
+            cluster="local", folder=self.params["submitit_folder"], local_max_num_timeout=self.params.get("max_num_timeout", 3)
         )
         base = {"timeout_min": self.params.get("timeout_min", 60), "name": self.params.get("name", "symexp")}
         free, running, jobs = list(slots), {}, []

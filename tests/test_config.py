@@ -9,7 +9,7 @@ from omegaconf.errors import ConfigKeyError
 from symexp.run import build, run
 from tests.conftest import CONF, ROOT, compose_cfg
 
-GROUPS = ["model", "data", "task", "metric", "syre", "device", "logger", "launcher", "budget", "experiment"]
+GROUPS = ["model", "data", "task", "metric", "syre", "device", "logger", "launcher", "budget", "experiment", "hparams_search"]
 
 
 def _options(group: str) -> list[str]:
@@ -18,8 +18,6 @@ def _options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
 def test_every_group_option_composes(group, option):
-    if group == "launcher" and option == "slurm":
-        pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     cfg = compose_cfg([f"{group}={option}"] if group != "metric" else [f"metric=[{option}]"])
     assert cfg.name
 
