@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from hydra_plugins.symexp_launchers.local_gpus import gpu_slots
 from symexp.cli import print_help, user_groups
-from symexp.launchers import gpu_slots
 from symexp.report.__main__ import main as report_main
 from symexp.report.aggregate import bad_jobs, collect
 from tests.conftest import ROOT, compose_cfg
@@ -83,7 +83,7 @@ def test_local_gpus_splits_the_visible_gpus_into_disjoint_slots():
     assert gpu_slots([4, 5, 6, 7, 0], 2) == [(4, 5), (6, 7)], "a leftover GPU that cannot fill a slot stays idle"
     assert gpu_slots([], 1) == []
     launcher = compose_cfg(["launcher=local_gpus"], return_hydra=True).hydra.launcher
-    assert launcher._target_ == "symexp.launchers.LocalGPULauncher"
+    assert launcher._target_ == "hydra_plugins.symexp_launchers.local_gpus.LocalGPULauncher"
 
 
 def test_local_gpus_on_a_cpu_machine_runs_one_job_per_core_pair(tmp_path, monkeypatch, caplog):
@@ -173,12 +173,13 @@ def test_report_merges_several_sweep_folders_and_names_their_source(tmp_path, ca
 
 
 def test_optuna_search_of_three_trials_records_a_failed_trial_and_finds_the_best(tmp_path):
-    """Grid over three learning rates, one invalid: that trial fails, the search goes on and picks the best."""
+    """Three learning rates, one invalid (random sampler, seed 1 draws each once with optuna 2.10): that trial
+    fails, the search goes on and picks the best of the other two."""
     (tmp_path / "search.yaml").write_text(f"""
 defaults:
   - /config
   - override /hparams_search: rflr_cosine1d
-  - override /hydra/sweeper/sampler: grid
+  - override /hydra/sweeper/sampler: random
   - _self_
 hydra:
   searchpath: [file://{ROOT}/conf]
@@ -189,12 +190,14 @@ hydra:
       task.scheduler.gamma: choice(0.9)
 """)
     sweep = tmp_path / "sweep"
-    out = _launch(["-cd", str(tmp_path), "-cn", "search", "logger=none", *TINY, f"hydra.sweep.dir={sweep}"], tmp_path)
+    out = _launch(["-cd", str(tmp_path), "-cn", "search", "seed=1", "logger=none", *TINY, f"hydra.sweep.dir={sweep}"],
+                  tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
     assert log.count("Failed experiment") == 1, "the lr=-1 trial is recorded as failed, not a crash"
-    statuses = sorted(json.loads((sweep / str(i) / "results.json").read_text())["status"] for i in range(3))
-    assert statuses == ["failed", "ok", "ok"]
+    jobs = [json.loads((sweep / str(i) / "results.json").read_text()) for i in range(3)]
+    assert sorted(j["config"]["task"]["optimizer"]["lr"] for j in jobs) == [-1.0, 1e-3, 1e-2], "sampler draws changed"
+    assert sorted(j["status"] for j in jobs) == ["failed", "ok", "ok"]
     best = (sweep / "optimization_results.yaml").read_text()
     assert "best_value" in best and "-1.0" not in best
 

@@ -1,4 +1,5 @@
-"""Hydra launcher for one node with several GPUs (`launcher=local_gpus`).
+"""Hydra launcher for one node with several GPUs (`launcher=local_gpus`). Hydra accepts launchers only from
+the hydra_plugins namespace, hence the location; it needs the `slurm` extra (hydra-submitit-launcher).
 
 submitit's local executor runs each job in its own process with a time limit, the timeout signal and
 requeue, but starts every job at once and shows each the same GPUs. This launcher keeps its behaviour and
@@ -18,7 +19,15 @@ from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+
+try:
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+except ImportError:  # without the slurm extra this module must still import: Hydra scans every plugin module
+
+    class LocalLauncher:  # type: ignore[no-redef]
+        def __init__(self, **params: Any) -> None:
+            raise ImportError("launcher=local_gpus needs the slurm extra: pip install -e '.[slurm]'")
+
 
 log = logging.getLogger(__name__)
 CPU_THREADS_PER_JOB = 2
@@ -63,7 +72,9 @@ class LocalGPULauncher(LocalLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         executor = submitit.AutoExecutor(
-            cluster="local", folder=self.params["submitit_folder"], local_max_num_timeout=self.params.get("max_num_timeout", 3)
+            cluster="local",
+            folder=self.params["submitit_folder"],
+            local_max_num_timeout=self.params.get("max_num_timeout", 3),
         )
         base = {"timeout_min": self.params.get("timeout_min", 60), "name": self.params.get("name", "symexp")}
         free, running, jobs = list(slots), {}, []
@@ -75,7 +86,9 @@ class LocalGPULauncher(LocalLauncher):
             slot = free.pop(0)
             executor.update_parameters(**base, gpus_per_node=len(slot), visible_gpus=slot)
             log.info("\t#%d on %s : %s", idx, f"GPU {slot}" if slot else "CPU", " ".join(filter_overrides(overrides)))
-            job = executor.submit(self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+            job = executor.submit(
+                self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()
+            )
             running[job] = slot
             jobs.append(job)
         return [j.results()[0] for j in jobs]
