@@ -113,7 +113,7 @@ def test_submitit_local_sweep_end_to_end(tmp_path):
 
 # ------------------------------------------------------------------------------------- exit codes, resume
 
-N_TRAIN_FROM_ENV = "data.n_train=8,16,${oc.decode:${oc.env:SYMEXP_TEST_N_TRAIN}}"  # job 2 fails while it is 0
+N_TRAIN_FROM_ENV = "data.n_train=8,16,'${oc.decode:${oc.env:SYMEXP_TEST_N_TRAIN}}'"  # job 2 fails while it is 0
 
 
 def test_failing_sweep_exits_nonzero_after_its_summary_and_a_resume_skips_finished_jobs(tmp_path):
