@@ -14,7 +14,8 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 
-def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | None) -> Logger | None:
+def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | None, job_type: str = "train",
+                 ) -> Logger | None:
     backend = cfg.logger.get("backend", "none")
     if backend == "none":
         return None
@@ -33,6 +34,7 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | Non
         mode=mode,
         config=OmegaConf.to_container(cfg, resolve=True),
         reinit="finish_previous",
+        job_type=job_type,
     )
 
 

@@ -30,6 +30,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
     with os.fdopen(fd, "w") as fh:
         json.dump(_clean(payload), fh, indent=2, sort_keys=False, default=str)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; collaborators on a shared cluster must read results
     os.replace(tmp, path)
 
 

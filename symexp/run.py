@@ -1,6 +1,7 @@
-"""The one pipeline every experiment goes through (see ARCHITECTURE.md):
-validate -> seed -> build data, model, syre, task, metrics -> fit -> best parameters -> metrics ->
-results.json + figures -> W&B -> finish. Tests call run(cfg) in-process through Hydra's compose API."""
+"""The one pipeline every experiment goes through:
+validate -> decide (fresh, resume or skip) -> seed -> build data, model, syre, task, metrics -> fit (with
+mid-run checkpoints) -> best parameters -> metrics -> results.json + figures -> W&B -> finish.
+Tests call run(cfg) in-process through Hydra's compose API; symexp.evaluate calls it on a checkpoint."""
 
 from __future__ import annotations
 
@@ -11,23 +12,27 @@ import time
 import traceback
 from pathlib import Path
 
-import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from symexp.loggers import build_logger, finish, progress_callbacks
-from symexp.results import SCHEMA, environment, write_json_atomic
+from symexp import fingerprint as fp
+from symexp.joblog import job_log, log_traceback
+from symexp.results import SCHEMA, environment, load, write_json_atomic
+from symexp.resume import decide
 from symexp.schema import ConfigError, validate
 from symexp.seeding import member_seeds
-from symexp.symmetry.callback import SymmetryMetrics, median
 
 log = logging.getLogger("symexp")
 TRAINER_KEYS = {"accelerator", "devices", "precision", "strategy", "num_nodes"}
+RESULTS, FAILED_RESULTS, RESOLVED = "results.json", "results.failed.json", "config.resolved.yaml"
+
+
+class UserError(RuntimeError):
+    """A failure the user can fix from the command line (config, data, environment): one line, no traceback."""
 
 
 def _job_context(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
@@ -43,18 +48,34 @@ def _job_context(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
     return Path(cfg.paths.output_root) / "runs" / cfg.name / stamp, f"{cfg.name}/{stamp}", None, False
 
 
-def _root_error(exc: BaseException) -> BaseException:
+def root_error(exc: BaseException) -> BaseException:
     """Hydra wraps errors raised while instantiating; report the original, which names the key."""
     while isinstance(exc, InstantiationException) and exc.__cause__ is not None:
         exc = exc.__cause__
     return exc
 
 
-def _device_name(trainer: L.Trainer) -> str:
+def is_user_error(exc: BaseException) -> bool:
+    """Config, data and environment errors symexp raised on purpose: their message starts with the key."""
+    if isinstance(exc, (ConfigError, UserError)):
+        return True
+    if isinstance(exc, (ValueError, FileNotFoundError, ImportError)):
+        head = str(exc).split(":", 1)[0]
+        return bool(head) and " " not in head and ("." in head or head in {"seed", "resume", "name", "device"})
+    return False
+
+
+def _device_name(trainer) -> str:
     root = trainer.strategy.root_device
     if root.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(root)}"
     return str(root)
+
+
+def _global_rank() -> int:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 
 def build(cfg: DictConfig) -> dict:
@@ -68,19 +89,24 @@ def build(cfg: DictConfig) -> dict:
     return {"seeds": seeds, "datamodule": dm, "model": model, "syre": syre, "task": task, "metrics": metrics}
 
 
-def _trainer(cfg: DictConfig, task, out_dir: Path, logger, sym_cb: SymmetryMetrics) -> L.Trainer:
+def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limits: dict | None = None):
+    import lightning as L
+    from lightning.pytorch.callbacks import Checkpoint
+
+    from symexp.loggers import progress_callbacks
+
     progress, bar = progress_callbacks(cfg.progress)
-    callbacks = [sym_cb, *progress]
-    if cfg.save_checkpoints:
-        callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0))
     kwargs = dict(task.trainer_defaults())
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.device).items() if k in TRAINER_KEYS})
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None})
+    kwargs.update(limits or {})
     return L.Trainer(
         logger=logger if logger is not None else False,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *progress],
         enable_progress_bar=bar,
         enable_model_summary=False,
+        # symexp.checkpointing.PeriodicCheckpoint writes the checkpoints; never Lightning's default one
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
         default_root_dir=str(out_dir),
         deterministic=cfg.deterministic,
         **kwargs,
@@ -98,6 +124,8 @@ def _members(seeds, status, computed) -> list[dict]:
 
 
 def _summary(members: list[dict]) -> dict:
+    from symexp.symmetry.callback import median
+
     ok = [m for m in members if m["status"] == "ok"] or members
     keys = list(ok[0]["metrics"]) if ok else []
     out = {}
@@ -127,72 +155,156 @@ def print_table(name: str, members: list[dict], summary: dict) -> None:
     Console(width=200).print(table)
 
 
-def run(cfg: DictConfig) -> float | None:
-    """Run one job; always writes results.json and finishes its logger run, even when the job fails."""
+def _previous(out_dir: Path) -> dict | None:
+    path = out_dir / RESULTS
+    try:
+        return load(path) if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_failure(out_dir: Path, payload: dict, previous: dict | None) -> Path:
+    """A failed run never replaces a good results.json: the failure goes beside it."""
+    keep = previous is not None and previous.get("status") in ("ok", "diverged")
+    path = out_dir / (FAILED_RESULTS if keep else RESULTS)
+    write_json_atomic(path, payload)
+    return path
+
+
+def _checkpoint_callback(cfg: DictConfig, out_dir: Path, config: dict, fingerprint: str):
+    from symexp.checkpointing import PeriodicCheckpoint
+
+    every = cfg.get("checkpoint") or {}
+    return PeriodicCheckpoint(
+        out_dir / "checkpoints", every_n_epochs=every.get("every_n_epochs"), every_minutes=every.get("every_minutes"),
+        every_fraction=every.get("every_fraction"), config=config, fingerprint=fingerprint,
+    )
+
+
+def _eval_limits(ckpt: Path) -> dict:
+    """Trainer limits that make fit() restore an (interrupted or finished) checkpoint and train no further."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    loops = state.get("loops", {}).get("fit_loop", {})
+    epochs_done = loops.get("epoch_progress", {}).get("current", {}).get("completed", state.get("epoch", 0))
+    return {"max_epochs": int(epochs_done), "max_steps": -1}
+
+
+def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None = None,
+        job_type: str = "train") -> float | None:
+    """Run one job; always writes results.json (or results.failed.json beside a good one) and finishes its
+    logger run, even when the job fails. ``checkpoint`` evaluates that checkpoint instead of training."""
     t0 = time.time()
-    out_dir, run_name, group, multirun = _job_context(cfg)
-    for sub in ("figures", "checkpoints"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    ctx_dir, run_name, group, multirun = _job_context(cfg)
+    out_dir = Path(job_dir) if job_dir is not None else ctx_dir
+    rank = _global_rank()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous(out_dir) if rank == 0 else None
     payload = {
         "schema": SCHEMA, "status": "failed", "error": None, "name": cfg.name, "seed": cfg.seed,
-        "config": None, "metrics": {}, "members": [], "timing": {}, "env": {},
+        "fingerprint": None, "config": None, "metrics": {}, "members": [], "timing": {}, "env": {},
     }
     logger = None
-    try:
-        payload["config"] = OmegaConf.to_container(cfg, resolve=True)
-        validate(cfg)
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        parts = build(cfg)
-        task, seeds = parts["task"], parts["seeds"]
-        logger = build_logger(cfg, out_dir, run_name, group)
-        sym_cb = SymmetryMetrics(parts["metrics"])
-        trainer = _trainer(cfg, task, out_dir, logger, sym_cb)
-        if logger is not None:
-            n_params = sum(p.numel() for p in task.model.parameters() if p.requires_grad)
-            logger.log_hyperparams({"params/trainable": n_params, "seeds": seeds})
-        ckpt = out_dir / "checkpoints" / "last.ckpt"
-        t_fit = time.time()
-        trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if cfg.resume and ckpt.exists() else None)
-        fit_s = time.time() - t_fit
-        task.restore_best()
-        computed = sym_cb.compute(task)
-        status = task.member_status()
-        members = _members(seeds, status, computed)
-        summary = _summary(members)
-        figures = task.figures(out_dir / "figures")
-        steps = int(getattr(task, "data_step", trainer.global_step))
-        payload.update(
-            status="diverged" if all(s == "diverged" for s in status) else "ok",
-            metrics=summary,
-            members=members,
-            figures={k: str(Path(v).relative_to(out_dir)) for k, v in figures.items()},
-            timing={
-                "wall_s": time.time() - t0, "fit_s": fit_s, "train_steps": steps,
-                "model_steps_per_s": steps * len(seeds) / max(fit_s, 1e-9),
-            },
-            env=environment(Path(cfg.paths.root), _device_name(trainer)),
-        )
-        if logger is not None:
-            logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
-            if hasattr(logger, "log_image"):
-                for key, path in figures.items():
-                    logger.log_image(key=f"figures/{key}", images=[str(path)])
-            if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
-                logger.experiment.summary.update({k: v for k, v in summary.items()})
-                logger.experiment.summary["status"] = payload["status"]
-        write_json_atomic(out_dir / "results.json", payload)
-        print_table(cfg.name, members, summary)
-        finish(logger, failed=False)
-        return task.objective(summary)
-    except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
-        root = _root_error(exc)
-        payload["error"] = f"{type(root).__name__}: {root}"
-        payload["timing"] = {"wall_s": time.time() - t0}
-        write_json_atomic(out_dir / "results.json", payload)
-        log.error("job %s failed: %s\n%s", run_name, payload["error"], traceback.format_exc())
-        finish(logger, failed=True)
-        if multirun:
-            return None
-        if isinstance(root, (ConfigError, ValueError)):
-            raise SystemExit(f"symexp: configuration error: {root}") from None
-        raise
+    with job_log(out_dir) as jlog:
+        try:
+            config = OmegaConf.to_container(cfg, resolve=True)
+            payload["config"] = config
+            payload["fingerprint"] = fingerprint = fp.fingerprint(config)
+            validate(cfg)
+            if checkpoint is None:
+                decision = decide(out_dir, config, str(cfg.resume), previous)
+                if decision.note:
+                    log.warning("%s", decision.note)
+                if decision.action == "skip":
+                    log.info("job %s already finished with this config (%s): skipped", run_name, out_dir / RESULTS)
+                    return previous.get("objective")
+                ckpt = decision.checkpoint
+            else:
+                ckpt = Path(checkpoint)
+            if rank == 0:
+                if checkpoint is None:
+                    fp.write(out_dir, config)
+                OmegaConf.save(OmegaConf.create(config), out_dir / RESOLVED)
+            jlog.info("job %s (%s) in %s, fingerprint %s, %s", run_name, job_type, out_dir, fingerprint,
+                      f"continuing {ckpt}" if ckpt else "fresh start")
+            import lightning as L
+
+            from symexp.loggers import build_logger, finish
+            from symexp.symmetry.callback import SymmetryMetrics
+
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+            parts = build(cfg)
+            task, seeds = parts["task"], parts["seeds"]
+            if rank == 0:
+                logger = build_logger(cfg, out_dir, run_name, group, job_type=job_type)
+            sym_cb = SymmetryMetrics(parts["metrics"])
+            callbacks = [sym_cb]
+            if cfg.save_checkpoints and checkpoint is None:
+                callbacks.append(_checkpoint_callback(cfg, out_dir, config, fingerprint))
+            limits = _eval_limits(ckpt) if checkpoint is not None else None
+            trainer = _trainer(cfg, task, out_dir, logger, callbacks, limits)
+            if logger is not None:
+                n_params = sum(p.numel() for p in task.model.parameters() if p.requires_grad)
+                logger.log_hyperparams({"params/trainable": n_params, "seeds": seeds})
+            t_fit = time.time()
+            trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
+            fit_s = time.time() - t_fit
+            if not trainer.is_global_zero:
+                return None  # DDP: rank zero alone evaluates and writes the job's files
+            task.restore_best()
+            computed = sym_cb.compute(task)
+            status = task.member_status()
+            members = _members(seeds, status, computed)
+            summary = _summary(members)
+            figures = task.figures(out_dir / "figures")
+            steps = int(getattr(task, "data_step", trainer.global_step))
+            objective = task.objective(summary)
+            payload.update(
+                status="diverged" if all(s == "diverged" for s in status) else "ok",
+                metrics=summary,
+                members=members,
+                objective=objective,
+                figures={k: str(Path(v).relative_to(out_dir)) for k, v in figures.items()},
+                timing={
+                    "wall_s": time.time() - t0, "fit_s": fit_s, "train_steps": steps,
+                    "model_steps_per_s": steps * len(seeds) / max(fit_s, 1e-9),
+                    "resumed_from": str(ckpt) if ckpt else None,
+                },
+                env=environment(Path(cfg.paths.root), _device_name(trainer)),
+            )
+            if logger is not None:
+                logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
+                if hasattr(logger, "log_image"):
+                    for key, path in figures.items():
+                        logger.log_image(key=f"figures/{key}", images=[str(path)])
+                experiment = getattr(logger, "experiment", None)
+                if experiment is not None and hasattr(getattr(experiment, "summary", None), "update"):
+                    experiment.summary.update({k: v for k, v in summary.items()})
+                    experiment.summary["status"] = payload["status"]
+            write_json_atomic(out_dir / RESULTS, payload)
+            jlog.info("job %s %s in %.1f s: %s", run_name, payload["status"], time.time() - t0,
+                      ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and "/block" not in k)[:2000])
+            print_table(cfg.name, members, summary)
+            finish(logger, failed=False)
+            return objective
+        except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
+            root = root_error(exc)
+            payload["error"] = f"{type(root).__name__}: {root}"
+            payload["traceback"] = traceback.format_exc()
+            payload["timing"] = {"wall_s": time.time() - t0}
+            if rank == 0:
+                where = _write_failure(out_dir, payload, previous)
+            else:
+                where = out_dir
+            log_traceback(jlog, payload["traceback"])
+            user = is_user_error(root)
+            kind = "configuration" if isinstance(root, ConfigError) or user else "internal"
+            log.error("job %s failed (%s error, details in %s): %s", run_name, kind, where, payload["error"])
+            if logger is not None:
+                from symexp.loggers import finish
+
+                finish(logger, failed=True)
+            if multirun:
+                return None
+            if user:
+                raise SystemExit(f"symexp: {kind} error: {root}") from None
+            raise

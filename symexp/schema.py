@@ -62,6 +62,15 @@ class EnsembleConf:
 
 
 @dataclass
+class CheckpointConf:
+    """When <job>/checkpoints/last.ckpt is rewritten (at Lightning epoch ends; any rule that fires saves)."""
+
+    every_n_epochs: Any = None  # every N Lightning epochs
+    every_minutes: Any = 5.0  # whenever this much wall time has passed since the last save
+    every_fraction: Any = 0.1  # every this fraction of the run's epochs
+
+
+@dataclass
 class PathsConf:
     root: str = "${symexp_root:}"
     data_dir: str = "${paths.root}/data"
@@ -85,8 +94,9 @@ class SymexpConfig:
     budget: Any = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     progress: str = "auto"  # auto (rich in a terminal, plain lines otherwise) | rich | plain | none
-    resume: bool = True  # continue from <job>/checkpoints/last.ckpt when it exists
+    resume: str = "auto"  # auto (continue a matching checkpoint, skip a finished job) | never | force
     save_checkpoints: bool = True
+    checkpoint: CheckpointConf = field(default_factory=CheckpointConf)
     deterministic: bool = False
     strict_exit: bool = True  # exit non-zero when a job (or any job of a sweep) failed or diverged
 

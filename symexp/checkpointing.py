@@ -1,0 +1,109 @@
+"""Mid-run checkpoints that let a killed job continue bit for bit.
+
+Why not Lightning's ModelCheckpoint: it skips a save whenever ``trainer.global_step`` has not moved
+since the last one, and symexp's batch-1 engines take thousands of optimizer steps inside one Lightning
+step (they drive the raw optimizer), so it saved only at the end of training. This callback counts
+epochs and wall time instead. It subclasses Lightning's ``Checkpoint`` so the trainer calls it after the
+task's own ``on_train_epoch_end`` (the state it saves is the finished epoch's), and it saves:
+
+- the parameters, optimizer, scheduler and loop state (Lightning's own checkpoint contents),
+- whatever the task adds in ``on_save_checkpoint`` (syre's theta0, PPO's simulators, best parameters),
+- the global RNG states (python, numpy, torch, CUDA), which Lightning does not save,
+- the resolved config and its fingerprint, so a checkpoint says which run it belongs to.
+
+Saves happen at Lightning epoch ends only: resuming from the middle of an epoch is not exact in
+Lightning. Every symexp task keeps its Lightning epochs short for that reason.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Checkpoint
+
+from symexp.resume import LAST
+
+
+def rng_states() -> dict:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class PeriodicCheckpoint(Checkpoint):
+    """Writes ``dirpath/last.ckpt`` atomically every ``every_n_epochs`` epochs, whenever ``every_minutes``
+    of wall time have passed since the last save, every ``every_fraction`` of the run, and at the end."""
+
+    def __init__(self, dirpath: Path, every_n_epochs: int | None = None, every_minutes: float | None = 5.0,
+                 every_fraction: float | None = 0.1, config: dict | None = None, fingerprint: str | None = None,
+                 ) -> None:
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs, self.every_minutes, self.every_fraction = every_n_epochs, every_minutes, every_fraction
+        self.config, self.fingerprint = config, fingerprint
+        self._last_save = time.monotonic()
+        self._period: int | None = None
+        self.saves = 0
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / LAST
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_save = time.monotonic()
+        self._period = None
+        if self.every_fraction:
+            if trainer.max_epochs is not None and trainer.max_epochs > 0:
+                self._period = max(1, math.ceil(self.every_fraction * trainer.max_epochs))
+            elif trainer.max_steps and trainer.max_steps > 0 and trainer.num_training_batches not in (0, math.inf):
+                epochs = trainer.max_steps / max(1, int(trainer.num_training_batches))
+                self._period = max(1, math.ceil(self.every_fraction * epochs))
+
+    def _due(self, epoch: int) -> bool:
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            return True
+        if self._period and epoch % self._period == 0:
+            return True
+        return bool(self.every_minutes) and time.monotonic() - self._last_save >= 60.0 * self.every_minutes
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and self._due(trainer.current_epoch + 1):
+            self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        """Temp file + rename on rank zero, so a kill mid-write never leaves a torn last.ckpt."""
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        tmp = self.dirpath / f".{LAST}.tmp"
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier("symexp.checkpoint")
+        self._last_save = time.monotonic()
+        self.saves += 1
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint["symexp"] = {"config": self.config, "fingerprint": self.fingerprint, "rng": rng_states()}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        rng = (checkpoint.get("symexp") or {}).get("rng")
+        if rng is not None:
+            set_rng_states(rng)
