@@ -6,12 +6,12 @@ the pipeline (symexp.run) is imported only inside a job.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from symexp.report.aggregate import job_status
 from symexp.schema import PROJECT_ROOT
 
 CONF = PROJECT_ROOT / "conf"
@@ -48,7 +48,7 @@ budget=paper           paper | cpu | smoke
 device=cpu             cpu | gpu | auto | ddp
 launcher=local         where sweep jobs run: local | joblib | submitit_local | local_gpus | slurm
 logger.mode=offline    W&B mode: offline | online | disabled
-resume=true            continue a matching checkpoint in the job folder
+resume=auto            auto: continue a matching checkpoint, skip a finished job | never | force
 strict_exit=true       exit non-zero when a job failed or diverged (after the sweep summary)
 hydra.sweep.dir=DIR    resume a sweep in DIR: finished jobs are skipped, failed and missing ones rerun
 
@@ -66,15 +66,6 @@ def help_requested(argv: list[str]) -> bool:
 
 def print_help() -> None:
     print(HELP.format(groups=user_groups()), end="")
-
-
-def job_status(job_dir: Path) -> tuple[str, str | None]:
-    """(status, error) from a job folder's results.json; a missing or unreadable file counts as failed."""
-    try:
-        res = json.loads((job_dir / "results.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return "failed", f"no readable results.json ({exc.__class__.__name__})"
-    return str(res.get("status")), res.get("error")
 
 
 def run_job(cfg: DictConfig) -> float | None:

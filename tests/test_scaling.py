@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,66 @@ def test_submitit_local_sweep_end_to_end(tmp_path):
     md = (sweep / "summary.md").read_text()
     assert "3 jobs, 3 member rows: 3 ok." in md
     assert sorted(r["seed"] for r in collect(sweep)) == [0, 1, 2]
+
+
+# ------------------------------------------------------------------------------------------ requeue
+
+# long enough (30 epochs of 64 autograd steps, a checkpoint after each) to be interrupted twice mid-run
+LONGER = [*[a for a in TINY if not a.startswith(("data.n_train", "task.epochs"))], "data.n_train=64", "task.epochs=30",
+          "task.engine=autograd", "checkpoint.every_n_epochs=1", "logger=none"]
+
+
+def _task_pids(sweep: Path) -> list[int]:
+    """The running job processes of a submitit_local sweep: children of its controllers (one per job id)."""
+    pids = []
+    for job in (sweep / ".submitit").glob("[0-9]*"):
+        try:
+            pids += [int(p) for p in Path(f"/proc/{job.name}/task/{job.name}/children").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def _wait_for(predicate, timeout: float = 300.0, what: str = ""):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_job_signalled_twice_is_requeued_and_ends_with_the_numbers_of_an_uninterrupted_run(tmp_path):
+    """What SLURM does at a time limit, on this machine: submitit sends USR2 (with timeout_min=2 every signal
+    counts as a time-out), the job requeues itself, the next slot resumes from the last checkpoint in the same
+    job folder. Three slots end with exactly the metrics of one uninterrupted run."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    reference = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *LONGER, f"hydra.run.dir={tmp_path}/ref"],
+                                 env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "-m", "launcher=submitit_local",
+                             "hydra.launcher.timeout_min=2", *LONGER, f"hydra.sweep.dir={sweep}"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpt = sweep / "0" / "checkpoints" / "last.ckpt"
+    seen = 0
+    for slot in range(2):
+        mtime = _wait_for(lambda s=seen: ckpt.exists() and ckpt.stat().st_mtime_ns > s and ckpt.stat().st_mtime_ns,
+                          what=f"a checkpoint in slot {slot + 1}")
+        (pid,) = _wait_for(lambda: _task_pids(sweep), what="the job process")
+        os.kill(pid, signal.SIGUSR2)
+        _wait_for(lambda p=pid: p not in _task_pids(sweep), what="the job to stop")
+        seen = mtime
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert reference.wait(timeout=600) == 0
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_log.*"))
+    assert logs.count("this job is timed-out") == 2 and logs.count("Requeued job") == 2, logs[-3000:]
+    got = json.loads((sweep / "0" / "results.json").read_text())
+    want = json.loads((tmp_path / "ref" / "results.json").read_text())
+    assert got["timing"]["resumed_from"], "the last slot continued a checkpoint"
+    assert got["timing"]["train_steps"] == want["timing"]["train_steps"] == 30 * 64
+    assert got["metrics"] == want["metrics"] and got["members"] == want["members"]
 
 
 # ------------------------------------------------------------------------------------- exit codes, resume

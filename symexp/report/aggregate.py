@@ -61,16 +61,26 @@ def _missing_jobs(root: Path) -> list[Path]:
     return [h.parent for h in sorted(root.rglob(".hydra")) if h.parent != root and not (h.parent / "results.json").exists()]
 
 
+def job_status(job_dir: Path) -> tuple[str, str | None]:
+    """(status, error) of a job folder's latest attempt: results.json, unless a later attempt failed and
+    wrote results.failed.json beside a good one; a missing or unreadable file counts as failed."""
+    results, failed = job_dir / "results.json", job_dir / "results.failed.json"
+    path = failed if failed.exists() and (not results.exists() or failed.stat().st_mtime >= results.stat().st_mtime) else results
+    try:
+        res = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return "failed", f"no readable {path.name} ({type(exc).__name__})"
+    return str(res.get("status")), res.get("error")
+
+
 def bad_jobs(root: Path) -> dict[str, str]:
-    """{job folder: status} for every job below root that did not end ok (failed, diverged or missing)."""
+    """{job folder: status} for every job below root whose latest attempt did not end ok (failed, diverged,
+    missing)."""
     out = {str(job.relative_to(root)): "missing" for job in _missing_jobs(root)}
     for path in _results_files(root):
-        try:
-            status = json.loads(path.read_text()).get("status")
-        except (OSError, json.JSONDecodeError):
-            status = "unreadable"
+        status, _ = job_status(path.parent)
         if status != "ok":
-            out[str(path.parent.relative_to(root)) or "."] = str(status)
+            out[str(path.parent.relative_to(root)) or "."] = status
     return out
 
 
