@@ -5,7 +5,8 @@ itself (torch, Lightning) is imported only when a job starts. Each command runs 
 `--repeats` times; the table shows the median and the best wall time and the median CPU time (user + sys
 of the child), which the load of a shared machine inflates less than wall time.
 
-Usage: python bench/cli_startup.py [--repeats 7] [--out bench/results/cli_startup.md]
+Usage: python bench/cli_startup.py [--repeats 7] [--launch launch.py] [--out bench/results/cli_startup.md]
+(--launch: another entry point in the repository root, e.g. an older launch.py, for a before/after row)
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ COMMANDS = {
 }
 
 
-def _once(args: list[str], env: dict) -> tuple[float, float]:
-    """(wall s, cpu s) of one fresh `python launch.py ARGS`."""
+def _once(launch: str, args: list[str], env: dict) -> tuple[float, float]:
+    """(wall s, cpu s) of one fresh `python LAUNCH ARGS`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    out = subprocess.run([sys.executable, str(ROOT / launch), *args], capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
@@ -45,22 +46,23 @@ def _once(args: list[str], env: dict) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--launch", default="launch.py", help="entry point, relative to the repository root")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline",
            # what bash's completion function passes to `launch.py -sc query=bash`
            "COMP_LINE": "python launch.py model.wi", "COMP_POINT": str(len("python launch.py model.wi"))}
-    _once(["--cfg", "job"], env)  # warm the page cache so the first row is not a cold-disk outlier
+    _once(args.launch, ["--cfg", "job"], env)  # warm the page cache so the first row is not a cold-disk outlier
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
-        f"CLI start-up, {args.repeats} fresh processes each; python {platform.python_version()}, "
+        f"CLI start-up of {args.launch}, {args.repeats} fresh processes each; python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, load avg {load}",
         "",
         "| command | median wall s | best wall s | median CPU s |",
         "|---|---|---|---|",
     ]
     for name, cmd in COMMANDS.items():
-        runs = [_once(cmd, env) for _ in range(args.repeats)]
+        runs = [_once(args.launch, cmd, env) for _ in range(args.repeats)]
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
         lines.append(f"| `{name}` | {statistics.median(walls):.2f} | {min(walls):.2f} | {statistics.median(cpus):.2f} |")
     text = "\n".join(lines) + "\n"

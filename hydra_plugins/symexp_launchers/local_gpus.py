@@ -84,7 +84,7 @@ class LocalGPULauncher(LocalLauncher):
                 for job in [j for j in running if j.done()]:
                     free.append(running.pop(job))
             slot = free.pop(0)
-            executor.update_parameters(**base, gpus_per_node=len(slot), visible_gpus=slot)
+            executor.update_parameters(**base, gpus_per_node=len(slot), local_visible_gpus=slot)
             log.info("\t#%d on %s : %s", idx, f"GPU {slot}" if slot else "CPU", " ".join(filter_overrides(overrides)))
             job = executor.submit(
                 self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()
