@@ -8,7 +8,7 @@ RESUME ?=
 ARGS ?=
 export WANDB_MODE ?= offline
 
-.PHONY: run test sweep report bench lint clean
+.PHONY: run test sweep report eval bench lint clean
 
 # torch==2.13.0 is the CPU wheel on this machine's disk; a plain `torch` pulls a multi-GB CUDA build.
 $(BIN)/.ready: pyproject.toml
@@ -31,6 +31,10 @@ sweep: $(BIN)/.ready
 report: $(BIN)/.ready
 	@test -n "$(DIR)" || (echo "usage: make report DIR=outputs/sweeps/<name>/<timestamp> (several: DIR=\"A B\" ARGS=\"--out C\")" && exit 2)
 	$(BIN)/python -m symexp.report $(DIR) $(ARGS)
+
+eval: $(BIN)/.ready
+	@test -n "$(DIR)" || (echo "usage: make eval DIR=<job folder> [ARGS='metric=[rank,dead_coordinates]']" && exit 2)
+	$(BIN)/python -m symexp.evaluate $(DIR) $(ARGS)
 
 bench: $(BIN)/.ready
 	$(BIN)/python bench/rflr_throughput.py

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import random
 import time
 from pathlib import Path
@@ -31,14 +32,16 @@ from lightning.pytorch.callbacks import Checkpoint
 from symexp.resume import LAST
 
 
-def rng_states() -> dict:
+def rng_states() -> torch.Tensor:
+    """Every global RNG state as pickled bytes in a uint8 tensor, so the checkpoint loads with weights_only."""
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
+    return torch.frombuffer(bytearray(pickle.dumps(states)), dtype=torch.uint8)
 
 
-def set_rng_states(states: dict) -> None:
+def set_rng_states(packed: torch.Tensor) -> None:
+    states = pickle.loads(packed.numpy().tobytes())
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
@@ -92,7 +95,7 @@ class PeriodicCheckpoint(Checkpoint):
         """Temp file + rename on rank zero, so a kill mid-write never leaves a torn last.ckpt."""
         self.dirpath.mkdir(parents=True, exist_ok=True)
         tmp = self.dirpath / f".{LAST}.tmp"
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)

@@ -34,3 +34,21 @@ def symmetric_grid(dim: int, points_per_axis: int) -> torch.Tensor:
     axis = torch.linspace(-1, 1, points_per_axis)
     mesh = torch.meshgrid(*([axis] * dim), indexing="ij")
     return torch.stack([m.reshape(-1) for m in mesh], -1)
+
+
+class EpochShuffle(torch.utils.data.Sampler[int]):
+    """A fresh permutation every epoch drawn from (seed, epoch) alone: Lightning calls ``set_epoch``, so a
+    run resumed at epoch e sees epoch e's order, which a generator carried across epochs cannot give."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())

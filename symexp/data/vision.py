@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from symexp.data.sampling import EpochShuffle
 from symexp.seeding import generator
 
 IDX_FILES = {
@@ -276,9 +277,8 @@ class VisionData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.current_task = self._stream_task()
         x, y = self.split("train")
-        g = torch.Generator()
-        g.manual_seed(self.seed * 7919 + 3)
-        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=True, generator=g, drop_last=False)
+        order = EpochShuffle(len(x), self.seed * 7919 + 3)
+        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, sampler=order, drop_last=False)
 
     def val_dataloader(self) -> DataLoader:
         x, y = self.split("test")

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from symexp.data.sampling import EpochShuffle
 from symexp.discovery.targets import TargetNet, build_target
 
 
@@ -41,9 +42,8 @@ class GeneratorData(L.LightningDataModule):
         return theta, torch.randn(n, *t.x_shape, generator=gen), torch.randn(n, *t.y_shape, generator=gen)
 
     def train_dataloader(self) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(*self.train_set), batch_size=self.batch_size, shuffle=True, generator=gen,
-                          drop_last=True)
+        order = EpochShuffle(len(self.train_set[0]), self.seed)
+        return DataLoader(TensorDataset(*self.train_set), batch_size=self.batch_size, sampler=order, drop_last=True)
 
 
 class _Ticks(Dataset):
