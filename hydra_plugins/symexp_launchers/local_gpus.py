@@ -71,12 +71,9 @@ class LocalGPULauncher(LocalLauncher):
             log.info("launcher=local_gpus: %d jobs at a time on GPUs %s", len(slots), slots)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        executor = submitit.AutoExecutor(
-            cluster="local",
-            folder=self.params["submitit_folder"],
-            local_max_num_timeout=self.params.get("max_num_timeout", 3),
-        )
-        base = {"timeout_min": self.params.get("timeout_min", 60), "name": self.params.get("name", "symexp")}
+        # the plain LocalExecutor: AutoExecutor does not pass visible_gpus through
+        executor = submitit.LocalExecutor(folder=self.params["submitit_folder"], max_num_timeout=3)
+        timeout_min = self.params.get("timeout_min", 60)
         free, running, jobs = list(slots), {}, []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             while not free:
@@ -84,7 +81,7 @@ class LocalGPULauncher(LocalLauncher):
                 for job in [j for j in running if j.done()]:
                     free.append(running.pop(job))
             slot = free.pop(0)
-            executor.update_parameters(**base, gpus_per_node=len(slot), local_visible_gpus=slot)
+            executor.update_parameters(timeout_min=timeout_min, gpus_per_node=len(slot), visible_gpus=slot)
             log.info("\t#%d on %s : %s", idx, f"GPU {slot}" if slot else "CPU", " ".join(filter_overrides(overrides)))
             job = executor.submit(
                 self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()
