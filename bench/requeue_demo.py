@@ -1,9 +1,11 @@
 """Time limit -> requeue -> resume, on this machine: one RF-LR job under submitit's local executor with a
-one-minute limit per slot (submitit signals it 30 s into each slot, the job requeues itself and resumes
-from its last checkpoint), against the same job run uninterrupted. Prints the slots submitit logged and
-the metrics of both runs, which must be equal.
+short limit per slot (submitit signals it 30 s before the limit, the job requeues itself and resumes from
+its last checkpoint), against the same job run uninterrupted (both at once). Prints the slots submitit logged and
+the metrics of both runs, which must be equal. Size --epochs so that the job needs about three slots:
+a slot is 60 * timeout_min - 30 s, of which start-up (imports, data, model) takes 5-45 s depending on the
+machine's load, and submitit's local executor allows 3 requeues (4 slots).
 
-Usage: python bench/requeue_demo.py [--epochs 400] [--out /tmp/requeue_demo]
+Usage: python bench/requeue_demo.py [--epochs 240] [--timeout-min 2] [--out /tmp/requeue_demo]
 """
 
 from __future__ import annotations
@@ -21,22 +23,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=240)
+    parser.add_argument("--timeout-min", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/requeue_demo"))
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     job = ["budget=smoke", "model.width=16", "model.depth=1", "data.n_train=64", "data.n_val=8",
-           f"task.epochs={args.epochs}", "task.val_every=10", "task.engine=autograd", "checkpoint.every_n_epochs=10",
+           f"task.epochs={args.epochs}", "task.val_every=10", "task.engine=autograd", "checkpoint.every_n_epochs=5",
            "logger=none", "progress=none"]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     launch = [sys.executable, str(ROOT / "launch.py")]
-    slotted = [*launch, "-m", "launcher=submitit_local", "hydra.launcher.timeout_min=1", *job,
+    slotted = [*launch, "-m", "launcher=submitit_local", f"hydra.launcher.timeout_min={args.timeout_min}", *job,
                f"hydra.sweep.dir={args.out}/sweep"]
     plain = [*launch, *job, f"hydra.run.dir={args.out}/uninterrupted"]
     print("$", " ".join(slotted[1:]))
-    a = subprocess.run(slotted, env=env, cwd=ROOT, capture_output=True, text=True)
-    print("$", " ".join(plain[1:]))
-    b = subprocess.run(plain, env=env, cwd=ROOT, capture_output=True, text=True)
+    print("$", " ".join(plain[1:]), flush=True)
+    pa = subprocess.Popen(slotted, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pb = subprocess.Popen(plain, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [p.communicate() for p in (pa, pb)]  # communicate, not wait: a full pipe would block the child
+    a, b = [subprocess.CompletedProcess(p.args, p.returncode, *o) for p, o in zip((pa, pb), outputs)]
     if a.returncode or b.returncode:
         raise SystemExit(f"exit codes {a.returncode}, {b.returncode}:\n{a.stderr[-3000:]}\n{b.stderr[-3000:]}")
     print("\nsubmitit's log of the slotted job:")

@@ -88,7 +88,7 @@ def test_local_gpus_splits_the_visible_gpus_into_disjoint_slots():
     assert launcher._target_ == "hydra_plugins.symexp_launchers.local_gpus.LocalGPULauncher"
 
 
-def test_local_gpus_on_a_cpu_machine_runs_one_job_per_core_pair(tmp_path, monkeypatch, caplog):
+def test_local_gpus_on_a_cpu_machine_runs_one_job_per_core_pair(tmp_path, monkeypatch):
     """No GPU: jobs still run (through submitit's local executor), a few at a time, with a message."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     out = _launch(["-m", "launcher=local_gpus", "logger=none", "seed=0,1", *TINY, f"hydra.sweep.dir={tmp_path}/s"], tmp_path)
