@@ -3,15 +3,14 @@
 Why not Lightning's ModelCheckpoint: it skips a save whenever ``trainer.global_step`` has not moved
 since the last one, and symexp's batch-1 engines take thousands of optimizer steps inside one Lightning
 step (they drive the raw optimizer), so it saved only at the end of training. This callback counts
-epochs and wall time instead. It subclasses Lightning's ``Checkpoint`` so the trainer calls it after the
-task's own ``on_train_epoch_end`` (the state it saves is the finished epoch's), and it saves:
+epochs and wall time instead, and saves at the start of the next epoch (see on_train_epoch_start):
 
 - the parameters, optimizer, scheduler and loop state (Lightning's own checkpoint contents),
 - whatever the task adds in ``on_save_checkpoint`` (syre's theta0, PPO's simulators, best parameters),
 - the global RNG states (python, numpy, torch, CUDA), which Lightning does not save,
 - the resolved config and its fingerprint, so a checkpoint says which run it belongs to.
 
-Saves happen at Lightning epoch ends only: resuming from the middle of an epoch is not exact in
+Saves happen at Lightning epoch boundaries only: resuming from the middle of an epoch is not exact in
 Lightning. Every symexp task keeps its Lightning epochs short for that reason.
 """
 
@@ -32,16 +31,24 @@ from lightning.pytorch.callbacks import Checkpoint
 from symexp.resume import LAST
 
 
+def pack(obj) -> torch.Tensor:
+    """Python objects as pickled bytes in a uint8 tensor, so the checkpoint still loads with weights_only."""
+    return torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8)
+
+
+def unpack(packed: torch.Tensor):
+    return pickle.loads(packed.numpy().tobytes())
+
+
 def rng_states() -> torch.Tensor:
-    """Every global RNG state as pickled bytes in a uint8 tensor, so the checkpoint loads with weights_only."""
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
-    return torch.frombuffer(bytearray(pickle.dumps(states)), dtype=torch.uint8)
+    return pack(states)
 
 
 def set_rng_states(packed: torch.Tensor) -> None:
-    states = pickle.loads(packed.numpy().tobytes())
+    states = unpack(packed)
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
@@ -61,6 +68,8 @@ class PeriodicCheckpoint(Checkpoint):
         self.config, self.fingerprint = config, fingerprint
         self._last_save = time.monotonic()
         self._period: int | None = None
+        self._rng: torch.Tensor | None = None
+        self._just_restored = False
         self.saves = 0
 
     @property
@@ -68,6 +77,11 @@ class PeriodicCheckpoint(Checkpoint):
         return self.dirpath / LAST
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the RNG goes back last, after setup hooks that may draw (an uninterrupted run drew those before)
+        if self._rng is not None:
+            set_rng_states(self._rng)
+            self._rng = None
+            self._just_restored = True
         self._last_save = time.monotonic()
         self._period = None
         if self.every_fraction:
@@ -84,9 +98,14 @@ class PeriodicCheckpoint(Checkpoint):
             return True
         return bool(self.every_minutes) and time.monotonic() - self._last_save >= 60.0 * self.every_minutes
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and self._due(trainer.current_epoch + 1):
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # At the start of epoch e+1 the finished epoch e is fully closed (its epoch-interval scheduler step
+        # included) and nothing of e+1 has drawn from an RNG yet: Lightning restarts such a checkpoint at
+        # the top of e+1 (its "restarted on epoch start" stage), the one boundary it restores exactly.
+        done = trainer.current_epoch
+        if done > 0 and not self._just_restored and self._due(done):
             self.save(trainer)
+        self._just_restored = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
@@ -107,6 +126,4 @@ class PeriodicCheckpoint(Checkpoint):
         checkpoint["symexp"] = {"config": self.config, "fingerprint": self.fingerprint, "rng": rng_states()}
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        rng = (checkpoint.get("symexp") or {}).get("rng")
-        if rng is not None:
-            set_rng_states(rng)
+        self._rng = (checkpoint.get("symexp") or {}).get("rng")

@@ -40,7 +40,7 @@ def partial_values(model, grid: torch.Tensor, member: int = 0) -> tuple[np.ndarr
 
 
 def plot_partials(model, datamodule, path: Path, title: str | None = None) -> Path:
-    grid = datamodule.grid
+    grid = datamodule.grid.cpu()  # figures are drawn from CPU copies (the model may live on a GPU)
     out, blocks = partial_values(model, grid)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), *blocks, grid=grid.numpy(), out=out)

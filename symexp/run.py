@@ -197,7 +197,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
     ctx_dir, run_name, group, multirun = _job_context(cfg)
     out_dir = Path(job_dir) if job_dir is not None else ctx_dir
     rank = _global_rank()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     previous = _previous(out_dir) if rank == 0 else None
     payload = {
         "schema": SCHEMA, "status": "failed", "error": None, "name": cfg.name, "seed": cfg.seed,

@@ -180,4 +180,16 @@ def test_checkpoints_are_written_mid_run_by_the_fraction_rule(tmp_path):
         run(compose_cfg([*RFLR[:-1], "task.epochs=40", "task.val_every=2", *QUIET]), tmp_path)
     finally:
         run_module._checkpoint_callback = run_module_callback
-    assert saves[0].saves == 10 + 1  # 20 Lightning epochs, every 2 of them, plus the end of training
+    assert saves[0].saves == 9 + 1  # 20 Lightning epochs: at the start of epochs 2, 4, ..., 18, and at the end
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["gen_relu", "syre_symbench", "syre_vae", "syre_simclr task.epochs=2",
+                                    "syre_continual", "syre_lmc task.epochs=2", "syre_teacher_student",
+                                    "syre_resnet task.epochs=2"])
+def test_every_task_family_resumes_to_the_same_numbers(monkeypatch, tmp_path, preset):
+    name, *extra = preset.split()
+    full, resumed = _interrupted_then_resumed(
+        monkeypatch, tmp_path, [f"experiment={name}", *extra, "budget=smoke", "checkpoint.every_n_epochs=1",
+                                "save_checkpoints=true"], crash_epoch=1)
+    _same_numbers(full, resumed)

@@ -161,11 +161,12 @@ class RidgeSweep(nn.Module):
         return self.losses(x, y).sum(-1)
 
     def closed_form(self, x, y, gamma: float, theta0: torch.Tensor | None) -> torch.Tensor:
-        """phi* = (X^T X + gamma I)^-1 (X^T y + gamma theta0) on each problem's d features, (K, M, D)."""
+        """phi* = (X^T X + gamma I)^-1 (X^T y + gamma theta0) on each problem's d features, (K, M, D), on x's
+        device. Solved in float64 on the CPU: lstsq's min-norm driver (gelsd) exists only there."""
         K, M, D = self.members, len(self.dims), self.in_dim
         out = torch.zeros(K, M, D, dtype=torch.float64)
-        t0 = torch.zeros(K, M, D, dtype=torch.float64) if theta0 is None else theta0.double()
-        X, Y = x.double(), y.double()
+        t0 = torch.zeros(K, M, D, dtype=torch.float64) if theta0 is None else theta0.detach().double().cpu()
+        X, Y = x.detach().double().cpu(), y.detach().double().cpu()
         for m, d in enumerate(self.dims):
             Xd = X[:, :, :d]
             A = Xd.transpose(1, 2) @ Xd + gamma * torch.eye(d, dtype=torch.float64)
@@ -174,7 +175,7 @@ class RidgeSweep(nn.Module):
             else:
                 rhs = (Xd.transpose(1, 2) @ Y[..., None])[..., 0] + gamma * t0[:, m, :d]
                 out[:, m, :d] = torch.linalg.solve(A, rhs)
-        return out
+        return out.to(x.device)
 
     def final_metrics(self, task) -> dict[str, torch.Tensor]:
         dm = task.datamodule
@@ -188,9 +189,9 @@ class RidgeSweep(nn.Module):
         gamma = dm.n_train * wd / 2
         phi = self.closed_form(dm.x_train, dm.y_train, gamma, theta0)
         if gamma == 0:  # GD from 0 (or tiny init) converges to the min-norm solution only where it is unique
-            keep = torch.tensor([d <= dm.n_train for d in self.dims])
+            keep = torch.tensor([d <= dm.n_train for d in self.dims], device=phi.device)
         else:
-            keep = torch.ones(len(self.dims), dtype=torch.bool)
+            keep = torch.ones(len(self.dims), dtype=torch.bool, device=phi.device)
         diff = ((self.params[0].detach().double() - phi) * self.mask).abs().amax(-1)[:, keep]
         out["ridge/closed_form_gap"] = diff.amax(-1).float()
         out["ridge/theta0_shift"] = (phi - self.closed_form(dm.x_train, dm.y_train, gamma, None)).abs().amax((-1, -2))

@@ -22,6 +22,10 @@ import torch
 class SymexpTask(L.LightningModule):
     """Base class; subclasses implement training and may override the hooks below."""
 
+    # Python-side attributes (curves, histories) a checkpoint must carry for an exact resume; tensors that
+    # matter belong in buffers, which the state_dict carries anyway.
+    resumable: tuple[str, ...] = ()
+
     def __init__(self, model: torch.nn.Module, datamodule=None, seeds: Sequence[int] = (0,), syre=None):
         super().__init__()
         self.model = model
@@ -57,12 +61,21 @@ class SymexpTask(L.LightningModule):
         self.syre_after_step(optimizer)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from symexp.checkpointing import pack
+
         if self.syre is not None and hasattr(self.syre, "state_dict"):
             checkpoint["syre"] = self.syre.state_dict()
+        if self.resumable:
+            checkpoint["task_state"] = pack({k: getattr(self, k) for k in self.resumable})
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        from symexp.checkpointing import unpack
+
         if self.syre is not None and "syre" in checkpoint and hasattr(self.syre, "load_state_dict"):
             self.syre.load_state_dict(checkpoint["syre"])
+        if "task_state" in checkpoint:
+            for key, value in unpack(checkpoint["task_state"]).items():
+                setattr(self, key, value)
 
     # ------------------------------------------------------------------ run.py's questions
     def trainer_defaults(self) -> dict:

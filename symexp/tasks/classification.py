@@ -50,6 +50,8 @@ def _layers(track_layers: Sequence[str] | Mapping[str, str] | None) -> dict[str,
 
 
 class ClassificationTask(SymexpTask):
+    resumable = ("loss_history", "epoch_history", "initial", "diverged")
+
     def __init__(
         self,
         model: torch.nn.Module,

@@ -15,6 +15,8 @@ from symexp.tasks.classification import ClassificationTask, evaluate
 
 
 class ContinualTask(ClassificationTask):
+    resumable = (*ClassificationTask.resumable, "acc_matrix", "task_start_ranks")
+
     def __init__(self, *args, epochs_per_task: int = 1, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if epochs_per_task <= 0:

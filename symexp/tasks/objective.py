@@ -21,6 +21,8 @@ from symexp.tasks.base import SymexpTask
 
 
 class ObjectiveTask(SymexpTask):
+    resumable = ("history",)
+
     def __init__(
         self,
         model: torch.nn.Module,

@@ -26,6 +26,8 @@ def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor, prior_var: float) -> tor
 
 
 class VAETask(SymexpTask):
+    resumable = ("history",)
+
     def __init__(
         self,
         model: torch.nn.Module,

@@ -43,6 +43,7 @@ def plot_spectra(spectra: Mapping[str, torch.Tensor], tol: float, path: Path) ->
     """Covariance eigenvalues of each tracked layer, descending, log scale, with the rank tolerance."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, eig in spectra.items():
+        eig = eig.detach().cpu()  # figures are drawn from CPU copies, whatever device computed them
         ax.semilogy(np.arange(1, len(eig) + 1), eig.clamp_min(1e-12).numpy(), label=name)
     ax.axhline(tol, color="gray", ls="--", lw=0.8)
     ax.set(xlabel="index", ylabel="eigenvalue", title="feature covariance spectrum")
