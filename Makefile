@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 SWEEP ?= rflr_table1
 DIR ?=
 RESUME ?=
+TARGET ?=
 ARGS ?=
-export WANDB_MODE ?= offline
+# W&B runs offline unless logger.mode=online (or WANDB_MODE=online with the default logger.mode=auto).
 
-.PHONY: run test sweep report eval bench lint clean
+.PHONY: run test sweep report eval audit bench lint clean
 
 # torch==2.13.0 is the CPU wheel on this machine's disk; a plain `torch` pulls a multi-GB CUDA build.
 $(BIN)/.ready: pyproject.toml
@@ -35,6 +36,10 @@ report: $(BIN)/.ready
 eval: $(BIN)/.ready
 	@test -n "$(DIR)" || (echo "usage: make eval DIR=<job folder> [ARGS='metric=[rank,dead_coordinates]']" && exit 2)
 	$(BIN)/python -m symexp.evaluate $(DIR) $(ARGS)
+
+audit: $(BIN)/.ready
+	@test -n "$(TARGET)" || (echo "usage: make audit TARGET=<job folder | .ckpt | state_dict | module:callable> [ARGS='--data digits']" && exit 2)
+	$(BIN)/python -m symexp.audit $(TARGET) $(ARGS)
 
 bench: $(BIN)/.ready
 	$(BIN)/python bench/rflr_throughput.py

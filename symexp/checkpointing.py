@@ -3,7 +3,8 @@
 Why not Lightning's ModelCheckpoint: it skips a save whenever ``trainer.global_step`` has not moved
 since the last one, and symexp's batch-1 engines take thousands of optimizer steps inside one Lightning
 step (they drive the raw optimizer), so it saved only at the end of training. This callback counts
-epochs and wall time instead, and saves at the start of the next epoch (see on_train_epoch_start):
+epochs and wall time instead. It subclasses Lightning's ``Checkpoint`` so the trainer calls it after the
+task's own ``on_train_epoch_end`` (the state it saves is the finished epoch's), and it saves:
 
 - the parameters, optimizer, scheduler and loop state (Lightning's own checkpoint contents),
 - whatever the task adds in ``on_save_checkpoint`` (syre's theta0, PPO's simulators, best parameters),
@@ -16,6 +17,7 @@ Lightning. Every symexp task keeps its Lightning epochs short for that reason.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import pickle
@@ -56,6 +58,29 @@ def set_rng_states(packed: torch.Tensor) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _take_pending_epoch_step(trainer: L.Trainer, checkpoint: dict) -> None:
+    """The save runs in on_train_epoch_end, just before Lightning steps the epoch-interval schedulers, and a
+    resumed run does not take that step again: give the checkpoint the scheduler and learning rates of
+    after the step (the live scheduler and optimizer are left as they were)."""
+    if not trainer.lightning_module.automatic_optimization or "lr_schedulers" not in checkpoint:
+        return
+    for i, config in enumerate(trainer.lr_scheduler_configs):
+        if config.interval != "epoch" or config.reduce_on_plateau or trainer.current_epoch % config.frequency:
+            continue
+        sched = config.scheduler
+        before = copy.deepcopy(sched.state_dict())
+        lrs = [[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers]
+        sched.step()
+        checkpoint["lr_schedulers"][i] = copy.deepcopy(sched.state_dict())
+        for j, opt in enumerate(trainer.optimizers):
+            for k, group in enumerate(opt.param_groups):
+                checkpoint["optimizer_states"][j]["param_groups"][k]["lr"] = group["lr"]
+        sched.load_state_dict(before)
+        for opt, saved in zip(trainer.optimizers, lrs):
+            for group, lr in zip(opt.param_groups, saved):
+                group["lr"] = lr
+
+
 class PeriodicCheckpoint(Checkpoint):
     """Writes ``dirpath/last.ckpt`` atomically every ``every_n_epochs`` epochs, whenever ``every_minutes``
     of wall time have passed since the last save, every ``every_fraction`` of the run, and at the end."""
@@ -69,7 +94,7 @@ class PeriodicCheckpoint(Checkpoint):
         self._last_save = time.monotonic()
         self._period: int | None = None
         self._rng: torch.Tensor | None = None
-        self._just_restored = False
+        self._at_epoch_end = False
         self.saves = 0
 
     @property
@@ -77,11 +102,6 @@ class PeriodicCheckpoint(Checkpoint):
         return self.dirpath / LAST
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # the RNG goes back last, after setup hooks that may draw (an uninterrupted run drew those before)
-        if self._rng is not None:
-            set_rng_states(self._rng)
-            self._rng = None
-            self._just_restored = True
         self._last_save = time.monotonic()
         self._period = None
         if self.every_fraction:
@@ -99,13 +119,19 @@ class PeriodicCheckpoint(Checkpoint):
         return bool(self.every_minutes) and time.monotonic() - self._last_save >= 60.0 * self.every_minutes
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # At the start of epoch e+1 the finished epoch e is fully closed (its epoch-interval scheduler step
-        # included) and nothing of e+1 has drawn from an RNG yet: Lightning restarts such a checkpoint at
-        # the top of e+1 (its "restarted on epoch start" stage), the one boundary it restores exactly.
-        done = trainer.current_epoch
-        if done > 0 and not self._just_restored and self._due(done):
-            self.save(trainer)
-        self._just_restored = False
+        # The RNG goes back here, the first moment of the resumed epoch: setup hooks that draw before it
+        # (an uninterrupted run drew those before training) cannot shift the stream.
+        if self._rng is not None:
+            set_rng_states(self._rng)
+            self._rng = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and self._due(trainer.current_epoch + 1):
+            self._at_epoch_end = True
+            try:
+                self.save(trainer)
+            finally:
+                self._at_epoch_end = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
@@ -124,6 +150,8 @@ class PeriodicCheckpoint(Checkpoint):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["symexp"] = {"config": self.config, "fingerprint": self.fingerprint, "rng": rng_states()}
+        if self._at_epoch_end:
+            _take_pending_epoch_step(trainer, checkpoint)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         self._rng = (checkpoint.get("symexp") or {}).get("rng")

@@ -1,75 +1,289 @@
 """Where metrics go: one W&B run per Hydra job (offline unless the user opts in), or CSV, or nothing;
-and how progress shows: a Rich bar in a terminal, plain periodic lines in cluster logs."""
+and how progress shows: a Rich bar in a terminal, plain periodic lines in cluster logs.
+
+W&B identity. A job's run id is stored in ``<job>/wandb_id`` and reused with ``resume="allow"``, so a
+resumed job (or a rerun into the same folder) continues the same run, offline too (``wandb sync`` merges
+the offline folders of one id). Precedence for ``logger.mode/project/entity``: a value set in the config
+(preset or command line) wins; ``auto``/``null`` defers to ``WANDB_MODE``/``WANDB_PROJECT``/``WANDB_ENTITY``;
+then offline / ``symexp`` / W&B's default entity. An online run that cannot reach the server within
+``logger.init_timeout`` seconds falls back to an offline run with the same id and one warning line.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
 import os
+import secrets
+import shutil
+import string
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks.progress.rich_progress import RichProgressBarTheme
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+log = logging.getLogger("symexp")
+WANDB_MODES = ("offline", "online", "disabled")
+_ENV_MODES = {"offline": "offline", "dryrun": "offline", "online": "online", "run": "online", "disabled": "disabled"}
+ID_FILE = "wandb_id"
+DEFAULT_INIT_TIMEOUT_S = 30.0
+# overrides that say where or how a job logs, not what it computes: left out of run names
+_NOT_IN_NAME = ("paths.", "logger.", "progress", "hydra.", "resume", "save_checkpoints", "name")
 
-def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | None, job_type: str = "train",
-                 ) -> Logger | None:
-    backend = cfg.logger.get("backend", "none")
-    if backend == "none":
-        return None
+
+def _select(cfg: Any, key: str, default: Any = None) -> Any:
+    """cfg[key] or default, for any config, even one whose values are broken (failing interpolations)."""
+    try:
+        value = OmegaConf.select(cfg, key, default=default) if isinstance(cfg, DictConfig) else None
+    except Exception:  # an unresolvable value must not stop the logger that records the failure
+        return default
+    if value is None and isinstance(cfg, Mapping):
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        value = node
+    return default if value is None else value
+
+
+def wandb_identity(logger_cfg: Any) -> dict[str, Any]:
+    """project, entity, mode and init_timeout after the precedence rule: config value > WANDB_* env > default."""
+    mode = _select(logger_cfg, "mode", "auto")
+    if mode not in WANDB_MODES:  # auto (or null): the environment decides, offline when it does not say
+        mode = _ENV_MODES.get(os.environ.get("WANDB_MODE", "").strip().lower(), "offline")
+    timeout = _select(logger_cfg, "init_timeout", DEFAULT_INIT_TIMEOUT_S)
+    return {
+        "project": _select(logger_cfg, "project") or os.environ.get("WANDB_PROJECT") or "symexp",
+        "entity": _select(logger_cfg, "entity") or os.environ.get("WANDB_ENTITY") or None,
+        "mode": mode,
+        "init_timeout": float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else DEFAULT_INIT_TIMEOUT_S,
+    }
+
+
+def init_run(mode: str, init_timeout: float, **kwargs: Any):
+    """``wandb.init``; an online init that fails (no network, no key, server down) within ``init_timeout``
+    seconds warns once and returns an offline run with the same id, so results never depend on the network."""
+    import wandb
+
+    started = time.time()
+    try:
+        return wandb.init(mode=mode, settings=wandb.Settings(init_timeout=init_timeout), **kwargs)
+    except Exception as exc:
+        if mode != "online":
+            raise
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        wandb.teardown()  # the service still holds the failed run's id
+        _remove_failed_online_dir(kwargs.get("dir"), kwargs.get("id"), started)
+        run = wandb.init(mode="offline", **kwargs)
+        log.warning("W&B online init failed within %gs (%s); logging offline, upload later: wandb sync %s",
+                    init_timeout, reason, Path(run.dir).parent if run.dir else kwargs.get("dir"))
+        return run
+
+
+def _remove_failed_online_dir(root: str | None, run_id: str | None, since: float) -> None:
+    """The failed online attempt leaves a run-<time>-<id> folder holding no data; `wandb sync` of the job
+    would upload it beside the offline run. Earlier (successful) online folders of the same id stay."""
+    if not root or not run_id:
+        return
+    for folder in (Path(root) / "wandb").glob(f"run-*-{run_id}"):
+        if folder.is_dir() and folder.stat().st_ctime >= since - 1:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def job_run_id(out_dir: Path, fresh: bool = False) -> str:
+    """The job's W&B run id, created once and stored in the job folder (``fresh``: a new one)."""
+    path = Path(out_dir) / ID_FILE
+    if path.exists() and not fresh:
+        stored = path.read_text().strip()
+        if stored:
+            return stored
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's format
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+def summary_run_id(sweep_dir: Path) -> str:
+    """A sweep summary's deterministic id: rerunning the report updates the same run."""
+    root = Path(sweep_dir).resolve()
+    digest = hashlib.sha1(f"{root.parent.name}/{root.name}".encode()).hexdigest()[:16]
+    return f"summary-{digest}"
+
+
+def _hydra_context() -> tuple[dict, list[str], bool]:
+    """Hydra's group choices, the job's overrides and whether it is a multirun job (empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {}, [], False
+    hc = HydraConfig.get()
+    choices = {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items() if not k.startswith("hydra/")}
+    return choices, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
+
+
+def _choice(cfg: Any, choices: dict, group: str) -> str | None:
+    if choices.get(group) is not None:
+        return str(choices[group])
+    target = _select(cfg, f"{group}._target_")
+    return str(target).rsplit(".", 1)[-1].lower() if target else None
+
+
+def default_tags(cfg: Any, choices: dict) -> list[str]:
+    """experiment:/model:/data:/syre: tags (W&B filters on them), then cfg.tags and logger.tags."""
+    tags = [f"experiment:{_choice(cfg, choices, 'experiment') or _select(cfg, 'name', 'run')}"]
+    for group in ("model", "data", "syre", "task"):
+        value = _choice(cfg, choices, group)
+        if value:
+            tags.append(f"{group}:{value}")
+    for extra in (_select(cfg, "tags", []) or []), (_select(cfg, "logger.tags", []) or []):
+        tags += [str(t) for t in extra] if isinstance(extra, (list, tuple)) or OmegaConf.is_list(extra) else []
+    return list(dict.fromkeys(t[:64] for t in tags))  # W&B caps a tag at 64 characters
+
+
+def display_name(run_name: str, overrides: list[str], multirun: bool) -> str:
+    """In a multirun, the job's run name shows its overrides (e.g. ``rflr_table1/3 seed=2 model.rank=8``)."""
+    if not multirun:
+        return run_name
+    shown = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(_NOT_IN_NAME)]
+    return f"{run_name} {' '.join(shown)}".strip()
+
+
+def _run_config(cfg: Any, choices: dict, overrides: list[str]) -> dict:
+    """The resolved config (unresolved where resolving fails: a bad config still gets its run), plus Hydra's."""
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:
+        try:
+            config = OmegaConf.to_container(cfg, resolve=False)
+        except Exception:
+            config = {}
+    if choices or overrides:
+        config["hydra"] = {"choices": choices, "overrides": overrides}
+    return config
+
+
+def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | None,
+                 job_type: str = "train") -> Logger | None:
+    """The job's logger. For W&B: the run is created now (so a job that fails at once still has one),
+    with the id stored in the job folder, job_type, default tags and Hydra's choices and overrides.
+    Never raises on a bad config: validation reports that, and this run records the failure."""
+    backend = _select(cfg, "logger.backend", "none")
+    out_dir = Path(out_dir)
     if backend == "csv":
         return CSVLogger(save_dir=str(out_dir), name="csv", version="")
-    mode = os.environ.get("WANDB_MODE") or cfg.logger.get("mode", "offline")
+    if backend != "wandb":
+        return None
     os.environ.setdefault("WANDB_SILENT", "true")
+    ident = wandb_identity(_select(cfg, "logger", {}))
+    choices, overrides, multirun = _hydra_context()
     (out_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
-        project=cfg.logger.get("project", "symexp"),
-        entity=cfg.logger.get("entity"),
-        name=run_name,
-        group=cfg.logger.get("group") or group,
-        tags=list(cfg.get("tags") or []) + list(cfg.logger.get("tags") or []),
-        save_dir=str(out_dir),
-        mode=mode,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        reinit="finish_previous",
-        job_type=job_type,
+    kwargs = dict(
+        project=ident["project"], entity=ident["entity"], name=display_name(run_name, overrides, multirun),
+        group=_select(cfg, "logger.group") or group, tags=default_tags(cfg, choices), job_type=job_type,
+        dir=str(out_dir), config=_run_config(cfg, choices, overrides), resume="allow", reinit="finish_previous",
     )
+    if rank_zero_only.rank != 0:  # DDP workers: Lightning's logger gives them a dummy experiment
+        return WandbLogger(save_dir=str(out_dir), **kwargs)
+    kwargs["id"] = job_run_id(out_dir, fresh=_select(cfg, "resume") in ("never", False))
+    run = init_run(ident["mode"], ident["init_timeout"], **kwargs)
+    run.define_metric("trainer/global_step")
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    logger = WandbLogger(experiment=run, save_dir=str(out_dir), project=ident["project"])
+    logger.symexp_job = {"out_dir": out_dir, "log_artifacts": _select(cfg, "logger.log_artifacts", False) is True,
+                         "job_type": job_type}
+    return logger
 
 
-def finish(logger: Logger | None, failed: bool) -> None:
-    """Close the job's W&B run, marking it failed when the job failed, so the next job gets its own."""
-    if isinstance(logger, WandbLogger):
-        import wandb
+def finish(logger: Logger | None, failed: bool, error: str | None = None) -> None:
+    """Close the job's W&B run with ``status`` (and ``error``) in its summary, marked failed when the job
+    failed; online with ``logger.log_artifacts``, results.json and the last checkpoint become artifacts."""
+    if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0:
+        return
+    run = logger._experiment
+    if run is None or getattr(run, "_is_finished", False):
+        return
+    if failed:
+        run.summary["status"] = "failed"
+    elif "status" not in run.summary.keys():
+        run.summary["status"] = "ok"
+    run.summary["error"] = error if failed else None
+    job = getattr(logger, "symexp_job", {})
+    if job.get("log_artifacts") and not run.settings._offline and not run.settings._noop:
+        _log_artifacts(run, Path(job["out_dir"]), job.get("job_type", "train"))
+    run.finish(exit_code=1 if failed else 0)
 
-        if wandb.run is not None:
-            wandb.run.finish(exit_code=1 if failed else 0)
+
+def _log_artifacts(run, out_dir: Path, job_type: str) -> None:
+    import wandb
+
+    files = [p for p in (out_dir / "results.json", out_dir / "checkpoints" / "last.ckpt") if p.exists()]
+    if not files:
+        return
+    artifact = wandb.Artifact(f"{job_type}-{run.id}", type="symexp-job",
+                              metadata={"job": str(out_dir), "files": [p.name for p in files]})
+    for path in files:
+        artifact.add_file(str(path), name=str(path.relative_to(out_dir)))
+    run.log_artifact(artifact)
+
+
+def _fmt(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.3g}"
 
 
 class PlainProgress(L.Callback):
-    """One line every ``interval_s`` seconds with the epoch and the latest logged metrics."""
+    """One line every ``interval_s`` seconds (and at the end) with the task's progress and its latest metrics.
+
+    The line for an epoch is written when the next one starts (or training ends), after the task's own
+    epoch-end logging, so it never shows the previous epoch's numbers. Progress is the task's own budget
+    when it declares one (``task.progress()``: data epochs, env steps), else Lightning's epochs, or steps
+    for step-budgeted tasks (``max_epochs=-1``)."""
 
     def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s, self._last = interval_s, 0.0
+        self.interval_s, self._last, self._pending = interval_s, 0.0, False
+
+    @staticmethod
+    def position(trainer: L.Trainer, pl_module: L.LightningModule, epochs_done: int) -> str:
+        own = pl_module.progress() if hasattr(pl_module, "progress") else None
+        if own is not None:
+            unit, done, total = own
+            return f"{unit} {done}/{total}"
+        if trainer.max_epochs is None or trainer.max_epochs < 0:
+            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else "?"
+            return f"step {trainer.global_step}/{total}"
+        return f"epoch {epochs_done}/{trainer.max_epochs}"
+
+    def _line(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs_done: int) -> None:
+        self._last, self._pending = time.monotonic(), False
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 0)() == 1}
+        text = "  ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items()))
+        print(f"[symexp] {self.position(trainer, pl_module, epochs_done)}  {text}".rstrip(), flush=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        now = time.monotonic()
-        last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-        if now - self._last < self.interval_s and not last_epoch:
-            return
-        self._last = now
-        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        text = "  ".join(f"{k}={v:.3g}" for k, v in sorted(shown.items()))
-        print(f"[symexp] epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {text}", flush=True)
+        self._pending = time.monotonic() - self._last >= self.interval_s
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending:  # the epoch that just ended, now with everything the task logged at its end
+            self._line(trainer, pl_module, trainer.current_epoch)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._line(trainer, pl_module, trainer.current_epoch)
 
 
 def progress_callbacks(style: str) -> tuple[list[L.Callback], bool]:
     """Callbacks for the progress style and whether Lightning's own bar stays enabled."""
     if style == "auto":
         style = "rich" if sys.stdout.isatty() else "plain"
-    if style == "rich":
-        return [RichProgressBar(leave=True)], True
+    if style == "rich":  # 3 significant digits: a loss of 2e-5 must not read 0.000
+        return [RichProgressBar(leave=True, theme=RichProgressBarTheme(metrics_format=".3g"))], True
     if style == "plain":
         return [PlainProgress()], False
     return [], False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import math
 import time
 import traceback
 from pathlib import Path
@@ -20,11 +19,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symexp import fingerprint as fp
+from symexp.console import print_table
 from symexp.joblog import job_log, log_traceback
 from symexp.results import SCHEMA, environment, load, write_json_atomic
 from symexp.resume import decide
 from symexp.schema import ConfigError, validate
 from symexp.seeding import member_seeds
+from symexp.validation import resolve_config
 
 log = logging.getLogger("symexp")
 TRAINER_KEYS = {"accelerator", "devices", "precision", "strategy", "num_nodes"}
@@ -135,26 +136,6 @@ def _summary(members: list[dict]) -> dict:
     return out
 
 
-def print_table(name: str, members: list[dict], summary: dict) -> None:
-    """The results table printed at the end of every run."""
-    from rich.console import Console
-    from rich.table import Table
-
-    keys = [k for k in summary if k.startswith(("test/", "sym/output", "sym/partial_defect", "sym/mirror")) or k == "regime"]
-    keys = [k for k in keys if "/block" not in k and not k.startswith("sym/output_defect/")]
-    table = Table(title=f"symexp results: {name}")
-    table.add_column("seed")
-    table.add_column("status")
-    for key in keys:
-        table.add_column(key, justify="right")
-    fmt = lambda v: v if isinstance(v, str) else ("nan" if v is None or not math.isfinite(v) else f"{v:.3g}")  # noqa: E731
-    for m in members:
-        table.add_row(str(m["seed"]), m["status"], *[fmt(m["metrics"].get(k)) for k in keys])
-    if len(members) > 1:
-        table.add_row("median", "", *[fmt(summary.get(k)) for k in keys])
-    Console(width=200).print(table)
-
-
 def _previous(out_dir: Path) -> dict | None:
     path = out_dir / RESULTS
     try:
@@ -206,10 +187,9 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
     logger = None
     with job_log(out_dir) as jlog:
         try:
-            config = OmegaConf.to_container(cfg, resolve=True)
+            config = resolve_config(cfg)
             payload["config"] = config
             payload["fingerprint"] = fingerprint = fp.fingerprint(config)
-            validate(cfg)
             if checkpoint is None:
                 decision = decide(out_dir, config, str(cfg.resume), previous)
                 if decision.note:
@@ -220,6 +200,11 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 ckpt = decision.checkpoint
             else:
                 ckpt = Path(checkpoint)
+            from symexp.loggers import build_logger, finish
+
+            if rank == 0:  # before validation, so a job that fails at once still has its W&B run
+                logger = build_logger(cfg, out_dir, run_name, group, job_type=job_type)
+            validate(cfg)
             if rank == 0:
                 if checkpoint is None:
                     fp.write(out_dir, config)
@@ -228,14 +213,11 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                       f"continuing {ckpt}" if ckpt else "fresh start")
             import lightning as L
 
-            from symexp.loggers import build_logger, finish
             from symexp.symmetry.callback import SymmetryMetrics
 
             L.seed_everything(cfg.seed, workers=True, verbose=False)
             parts = build(cfg)
             task, seeds = parts["task"], parts["seeds"]
-            if rank == 0:
-                logger = build_logger(cfg, out_dir, run_name, group, job_type=job_type)
             sym_cb = SymmetryMetrics(parts["metrics"])
             callbacks = [sym_cb]
             if cfg.save_checkpoints and checkpoint is None:
@@ -269,7 +251,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                     "model_steps_per_s": steps * len(seeds) / max(fit_s, 1e-9),
                     "resumed_from": str(ckpt) if ckpt else None,
                 },
-                env=environment(Path(cfg.paths.root), _device_name(trainer)),
+                env={**environment(Path(cfg.paths.root), _device_name(trainer)), "engine": task.engine_info()},
             )
             if logger is not None:
                 logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
@@ -283,8 +265,12 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             write_json_atomic(out_dir / RESULTS, payload)
             jlog.info("job %s %s in %.1f s: %s", run_name, payload["status"], time.time() - t0,
                       ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and "/block" not in k)[:2000])
-            print_table(cfg.name, members, summary)
+            print_table(cfg.name, members, summary, task.headline_metrics())
             finish(logger, failed=False)
+            if cfg.get("audit"):  # +audit=on: symexp.audit's report of the trained model in <job>/audit/
+                from symexp.audit.callback import audit_run
+
+                audit_run(cfg, task, out_dir)
             return objective
         except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
             root = root_error(exc)
@@ -302,7 +288,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             if logger is not None:
                 from symexp.loggers import finish
 
-                finish(logger, failed=True)
+                finish(logger, failed=True, error=payload["error"])
             if multirun:
                 return None
             if user:

@@ -25,6 +25,10 @@ class ConfigError(ValueError):
         self.key = key
 
 
+class DataError(ConfigError):
+    """The data a config asks for cannot be had (missing files, no network); names the key to change."""
+
+
 def _root() -> str:
     """The repository root when run from a checkout (outputs anchor there), else the cwd."""
     return str(PROJECT_ROOT if (PROJECT_ROOT / "launch.py").exists() else Path.cwd())
@@ -93,6 +97,7 @@ class SymexpConfig:
     trainer: Any = field(default_factory=dict)
     paths: PathsConf = field(default_factory=PathsConf)
     budget: Any = field(default_factory=dict)
+    audit: Any = field(default_factory=dict)  # +audit=on: symexp.audit report at the end of the run
     tags: list[str] = field(default_factory=list)
     progress: str = "auto"  # auto (rich in a terminal, plain lines otherwise) | rich | plain | none
     resume: str = "auto"  # auto (continue a matching checkpoint, skip a finished job) | never | force
@@ -105,45 +110,28 @@ class SymexpConfig:
 ConfigStore.instance().store(name="symexp_schema", node=SymexpConfig)
 
 
-def _positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> None:
-    value = OmegaConf.select(cfg, key)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
-        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
-
-
-def _nonnegative(cfg: DictConfig, key: str) -> None:
-    value = OmegaConf.select(cfg, key)
-    if value is not None and (not isinstance(value, (int, float)) or value < 0):
-        raise ConfigError(key, f"must be a non-negative number, got {value!r}")
-
-
 def validate(cfg: DictConfig) -> None:
-    """Fail before training on values no run could use; each message names its key."""
-    _positive_int(cfg, "ensemble.size")
+    """Fail before any data or model is built on values no run could use; each message names its key.
+
+    The value table lives in symexp.validation (one rule per knob); the checks here relate two keys."""
+    from symexp.validation import check_environment, check_values
+
     for key in ("model", "data", "task"):
         node = OmegaConf.select(cfg, key)
         if node is None or "_target_" not in node:
             raise ConfigError(key, "must select an option with a _target_ (e.g. model=rflr)")
-    for key in ("data.n_train", "data.n_val", "model.width", "model.rank", "task.epochs", "task.val_every"):
-        _positive_int(cfg, key)
-    _positive_int(cfg, "model.depth", minimum=0)
+    check_values(cfg)
     rank, width = OmegaConf.select(cfg, "model.rank"), OmegaConf.select(cfg, "model.width")
     if isinstance(rank, int) and isinstance(width, int) and rank > width:
-        raise ConfigError("model.rank", f"rank {rank} exceeds model.width {width}")
+        raise ConfigError("model.rank", f"got {rank}; allowed at most model.width={width}")
     in_dim, dim = OmegaConf.select(cfg, "model.in_dim"), OmegaConf.select(cfg, "data.dim")
     if isinstance(in_dim, int) and isinstance(dim, int) and in_dim != dim:
-        raise ConfigError("model.in_dim", f"model input dimension {in_dim} != data.dim {dim}")
-    for name, node in (OmegaConf.select(cfg, "metric") or {}).items():
-        if node is None:
-            continue
-        for k, v in node.items():
-            if k.endswith("threshold") or k.startswith("tau") or k.endswith("_max") or k.endswith("_min"):
-                _nonnegative(cfg, f"metric.{name}.{k}")
-            del v
-    logger = OmegaConf.select(cfg, "logger.backend")
-    if logger not in (None, "wandb", "csv", "none"):
-        raise ConfigError("logger.backend", f"unknown logger {logger!r}; choose wandb, csv or none")
-    if OmegaConf.select(cfg, "logger.mode") not in (None, "offline", "online", "disabled"):
-        raise ConfigError("logger.mode", "must be offline, online or disabled")
-    if cfg.progress not in ("auto", "rich", "plain", "none"):
-        raise ConfigError("progress", f"unknown progress style {cfg.progress!r}; choose auto, rich, plain, none")
+        raise ConfigError("model.in_dim", f"got {in_dim}; allowed data.dim={dim} (the model reads the data's inputs)")
+    low, high = OmegaConf.select(cfg, "data.low"), OmegaConf.select(cfg, "data.high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+        raise ConfigError("data.low", f"got {low}; allowed at most data.high={high}")
+    partial_low = OmegaConf.select(cfg, "metric.regime.partial_low")
+    partial_high = OmegaConf.select(cfg, "metric.regime.partial_high")
+    if isinstance(partial_low, (int, float)) and isinstance(partial_high, (int, float)) and partial_low > partial_high:
+        raise ConfigError("metric.regime.partial_low", f"got {partial_low}; allowed at most metric.regime.partial_high={partial_high}")
+    check_environment(cfg)

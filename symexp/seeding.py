@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 # Distinct streams per purpose, so e.g. adding a data draw does not shift the init of a model.
-STREAMS = {"model": 0, "data": 1, "order": 2, "val": 3, "eval": 4, "syre": 5, "noise": 6}
+STREAMS = {"model": 0, "data": 1, "order": 2, "val": 3, "eval": 4, "syre": 5, "noise": 6, "test": 7}
 
 
 def member_seeds(seed: int, size: int) -> list[int]:

@@ -75,8 +75,9 @@ def select_parameters(
     return out
 
 
-def _member_draw(model: nn.Module, seeds: Sequence[int], shapes: dict[str, torch.Size], fn) -> dict[str, torch.Tensor]:
-    """fn(generator, per-member shape) for every parameter in order; stacked over members for ensembles.
+def _member_draw(model: nn.Module, seeds: Sequence[int], shapes: dict[str, torch.Size], fn,
+                 named: bool = False) -> dict[str, torch.Tensor]:
+    """fn(generator, per-member shape[, name]) for every parameter in order; stacked over members for ensembles.
 
     Ensemble models (an attribute ``members``) get one draw per member from that member's own stream,
     so member k's values depend only on seeds[k]; other models draw with seeds[0]."""
@@ -87,11 +88,11 @@ def _member_draw(model: nn.Module, seeds: Sequence[int], shapes: dict[str, torch
         if bad:
             raise ValueError(f"syre: parameters {bad} have no leading member axis of size ensemble.size={K}")
         gens = [generator(s, "syre") for s in seeds]
-        return {n: torch.stack([fn(g, s[1:]) for g in gens]) for n, s in shapes.items()}
+        return {n: torch.stack([fn(g, s[1:], *((n,) if named else ())) for g in gens]) for n, s in shapes.items()}
     if len(seeds) > 1:
         raise ValueError(f"ensemble.size={len(seeds)}: this model is not an ensemble model; use ensemble.size=1")
     g = generator(seeds[0], "syre")
-    return {n: fn(g, s) for n, s in shapes.items()}
+    return {n: fn(g, s, *((n,) if named else ())) for n, s in shapes.items()}
 
 
 def _fan_in(shape: torch.Size) -> int:
@@ -170,7 +171,13 @@ class Off(SyreBase):
 
 # ---------------------------------------------------------------------------------------------- static bias
 class StaticBias(SyreBase):
-    """Static bias theta0 (+ optional D of the advanced removal) with anchored or offset weight decay."""
+    """Static bias theta0 (+ optional D of the advanced removal) with anchored or offset weight decay.
+
+    syre has two parts that act differently: the *initial perturbation* (the anchored form starts at
+    theta_init + theta0, ``shift_init``) and the *anchored decay* (the gamma theta0 term that makes weight
+    decay pull toward theta0 rather than 0, ``anchor``). ``shift_init=false`` keeps the anchor alone;
+    ``anchor=false`` keeps the perturbation alone (ordinary decay toward 0 from a perturbed start), so a
+    figure can say which of the two produces an effect."""
 
     def __init__(
         self,
@@ -180,6 +187,7 @@ class StaticBias(SyreBase):
         sigma_D: float = 0.0,
         weight_decay: float | None = None,
         shift_init: bool = True,
+        anchor: bool = True,
         seeds: Sequence[int] = (0,),
         seed: int | None = None,
         module_types: Sequence[str] | None = DEFAULT_TYPES,
@@ -188,6 +196,8 @@ class StaticBias(SyreBase):
         include_norm: bool = False,
     ) -> None:
         super().__init__(seeds, seed, module_types, include, exclude, include_norm)
+        if not anchor and (form != "anchored" or not shift_init):
+            raise ValueError("syre.anchor: false (perturbation only) needs form=anchored and shift_init=true")
         if mode not in ("absolute", "fan_in_relative", "global"):
             raise ValueError(f"syre.mode: {mode!r} is not absolute, fan_in_relative or global")
         if form not in ("anchored", "offset"):
@@ -199,8 +209,8 @@ class StaticBias(SyreBase):
         if weight_decay is not None and weight_decay < 0:
             raise ValueError(f"syre.weight_decay: must be >= 0, got {weight_decay}")
         self.sigma0, self.mode, self.form, self.sigma_D = float(sigma0), mode, form, float(sigma_D)
-        self.weight_decay, self.shift_init = weight_decay, shift_init
-        self.fused_compatible = form == "anchored" and self.sigma_D == 0
+        self.weight_decay, self.shift_init, self.anchor = weight_decay, shift_init, bool(anchor)
+        self.fused_compatible = form == "anchored" and self.sigma_D == 0 and self.anchor
         self.theta0: dict[str, torch.Tensor] = {}
         self.D: dict[str, torch.Tensor] = {}
         self.shifted = False
@@ -260,7 +270,13 @@ class StaticBias(SyreBase):
             if items:
                 self._groups.append((group, decoupled, items))
         if all(float(g["weight_decay"]) == 0 for g, _, _ in self._groups):
-            log.warning("syre: weight_decay is 0 in every param group, so the static bias has no effect")
+            if self.shift_init or self.form == "offset":
+                log.warning("syre: weight_decay is 0 in every param group, so the anchor term (gamma theta0) "
+                            "vanishes; what remains is the initial perturbation: plain training from "
+                            "theta_init + theta0 (set shift_init=false to remove it too)")
+            else:
+                log.warning("syre: weight_decay is 0 in every param group and shift_init=false, so syre changes "
+                            "nothing: the anchor term gamma theta0 is 0")
         with torch.no_grad():
             if self.form == "anchored" and self.shift_init and not self.shifted:
                 for n, p in self._params.items():
@@ -273,7 +289,7 @@ class StaticBias(SyreBase):
 
     @torch.no_grad()
     def before_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if self.form == "offset":
+        if self.form == "offset" or not self.anchor:
             return
         for group, decoupled, items in self._groups:
             wd = float(group["weight_decay"])
@@ -300,7 +316,7 @@ class StaticBias(SyreBase):
 
     @torch.no_grad()
     def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if self.form == "offset" or self.D:
+        if self.form == "offset" or self.D or not self.anchor:
             return
         for group, decoupled, items in self._groups:
             wd = float(group["weight_decay"])
@@ -326,17 +342,49 @@ class StaticBias(SyreBase):
 
 
 # ---------------------------------------------------------------------------------------------- W-fix
+def _per_layer(key: str, value, kind, check) -> tuple | None:
+    """A scalar, or a list with one entry per fixed weight (``syre.<key>``); None passes through."""
+    if value is None:
+        return None
+    values = tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else (value,)
+    for v in values:
+        if not isinstance(v, kind) or isinstance(v, bool) or not check(v):
+            raise ValueError(f"syre.{key}: {value!r} is not a valid value (each entry: {check.__doc__})")
+    return values
+
+
+def _fraction_ok(v) -> bool:
+    """a number in [0, 1]"""
+    return 0 <= v <= 1
+
+
+def _count_ok(v) -> bool:
+    """an integer >= 0"""
+    return v >= 0
+
+
+def _kappa_ok(v) -> bool:
+    """a number >= 0"""
+    return v >= 0
+
+
 class WFix(SyreBase):
     """W-Asym of Lim et al. (the syre paper's W-fix): per output row a fraction (or count) of entries at
     random positions is fixed to kappa * N(0, 1). Their gradients are masked before the step and they
     are rewritten after it, so no optimizer (weight decay included) can move them. 1-D parameters are
-    one row; biases are skipped unless include_bias."""
+    one row; biases are skipped unless include_bias.
+
+    ``fraction``, ``count`` and ``kappa`` are each a scalar (every layer) or a list with one entry per fixed
+    weight, in the model's parameter order: Lim et al.'s MLP recipe fixes (64, 64, 64, 256) entries per row
+    with kappa (1, 1, 1/2, 1/4). ``kappa_is``: ``std`` (Lim et al.'s code: value = kappa * N(0, 1)) or
+    ``variance`` (value = sqrt(kappa) * N(0, 1); the syre paper writes "a fixed variance kappa = 0.01")."""
 
     def __init__(
         self,
-        fraction: float | None = 0.3,
-        count: int | None = None,
-        kappa: float = 0.01,
+        fraction: float | Sequence[float] | None = 0.3,
+        count: int | Sequence[int] | None = None,
+        kappa: float | Sequence[float] = 0.01,
+        kappa_is: str = "std",
         include_bias: bool = False,
         sigma0: float | None = None,
         seeds: Sequence[int] = (0,),
@@ -350,11 +398,12 @@ class WFix(SyreBase):
         del sigma0  # accepted and unused: a preset may set the static bias scale and still sweep syre=wfix
         if (fraction is None) == (count is None):
             raise ValueError("syre.fraction/syre.count: set exactly one of them (the other null)")
-        if fraction is not None and not 0 <= fraction <= 1:
-            raise ValueError(f"syre.fraction: must be in [0, 1], got {fraction}")
-        if count is not None and count < 0:
-            raise ValueError(f"syre.count: must be >= 0, got {count}")
-        self.fraction, self.count, self.kappa, self.include_bias = fraction, count, float(kappa), include_bias
+        if kappa_is not in ("std", "variance"):
+            raise ValueError(f"syre.kappa_is: {kappa_is!r} is not std or variance")
+        self.fraction = _per_layer("fraction", fraction, (int, float), _fraction_ok)
+        self.count = _per_layer("count", count, int, _count_ok)
+        self.kappa = _per_layer("kappa", kappa, (int, float), _kappa_ok)
+        self.kappa_is, self.include_bias = kappa_is, include_bias
         self.masks: dict[str, torch.Tensor] = {}
         self.values: dict[str, torch.Tensor] = {}
         self._params: dict[str, nn.Parameter] = {}
@@ -362,18 +411,30 @@ class WFix(SyreBase):
         self._keep: list[torch.Tensor] = []
         self._fixed: list[torch.Tensor] = []
 
-    def _per_row(self, cols: int) -> int:
-        k = self.count if self.count is not None else round(self.fraction * cols)
-        return max(0, min(int(k), cols))
+    def _layer_settings(self, names: Sequence[str]) -> dict[str, tuple[int | float, bool, float]]:
+        """name -> (count or fraction, is_count, std of the fixed values), per-layer lists checked."""
+        per = self.count if self.count is not None else self.fraction
+        key = "count" if self.count is not None else "fraction"
+        for k, v in ((key, per), ("kappa", self.kappa)):
+            if len(v) not in (1, len(names)):
+                raise ValueError(f"syre.{k}: {len(v)} entries for {len(names)} fixed weights ({', '.join(names)}); "
+                                 f"give one value or one per weight")
+        out = {}
+        for i, n in enumerate(names):
+            kappa = float(self.kappa[i if len(self.kappa) > 1 else 0])
+            std = kappa if self.kappa_is == "std" else math.sqrt(kappa)
+            out[n] = (per[i if len(per) > 1 else 0], self.count is not None, std)
+        return out
 
-    def _draw_one(self, g: torch.Generator, shape: torch.Size) -> torch.Tensor:
+    @staticmethod
+    def _draw_one(g: torch.Generator, shape: torch.Size, per: int | float, is_count: bool, std: float) -> torch.Tensor:
         rows = shape[0] if len(shape) >= 2 else 1
         cols = math.prod(shape) // max(rows, 1)
-        k = self._per_row(cols)
+        k = max(0, min(int(per if is_count else round(per * cols)), cols))
         order = torch.argsort(torch.rand(rows, cols, generator=g), dim=1)
         mask = torch.zeros(rows, cols, dtype=torch.bool)
         mask.scatter_(1, order[:, :k], True)
-        values = torch.randn(rows, cols, generator=g) * self.kappa
+        values = torch.randn(rows, cols, generator=g) * std
         return torch.stack([mask.float(), values]).reshape(2, *shape)
 
     def configure(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -382,7 +443,9 @@ class WFix(SyreBase):
             sel = {n: p for n, p in sel.items() if not (n.endswith("bias") or "biases." in n)}
         self._params = sel
         if not self.masks:
-            both = _member_draw(model, self.seeds, {n: p.shape for n, p in sel.items()}, self._draw_one)
+            settings = self._layer_settings(list(sel))
+            shapes = {n: p.shape for n, p in sel.items()}
+            both = _member_draw(model, self.seeds, shapes, lambda g, s, n: self._draw_one(g, s, *settings[n]), named=True)
             stacked = hasattr(model, "members")
             for n, t in both.items():
                 m, v = (t[:, 0], t[:, 1]) if stacked else (t[0], t[1])

@@ -7,6 +7,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError
 
 from symexp.run import build, run
+from symexp.schema import validate
 from tests.conftest import CONF, ROOT, compose_cfg
 
 GROUPS = ["model", "data", "task", "metric", "syre", "device", "logger", "launcher", "budget", "experiment", "hparams_search"]
@@ -27,6 +28,7 @@ def test_every_preset_composes_at_every_budget(preset):
     for budget in ("paper", "cpu", "smoke"):
         cfg = compose_cfg([f"experiment={preset}", f"budget={budget}"])
         assert cfg.name == preset, "a preset must set name to its file name"
+        validate(cfg)  # the value rules must never refuse a shipped preset
 
 
 @pytest.mark.parametrize("preset", [p for p in _options("experiment") if p.startswith(("rflr_", "mlp_"))])

@@ -131,12 +131,12 @@ def test_alignment_report_and_verdict_classify_by_measurement():
     theta, x, y, g = _eval_set(target, n=64)
     rescale = _FixedField(lambda t: torch.stack([t[:, 0], -t[:, 1]], -1))
     scale_w1 = _FixedField(lambda t: torch.stack([t[:, 0], torch.zeros_like(t[:, 1])], -1))
-    for model, expect in ((rescale, "matches known (gl 1.00)"), (scale_w1, None)):
+    for model, expect in ((rescale, "matches known (gl 1.00"), (scale_w1, None)):
         rep = {k: float(v) for k, v in ev.alignment_report(target, model, theta, x).items()}
         inv = ev.invariance_errors(target, model, theta, x, y, g)
         rep |= {"gen/invariance_random": float(inv["random"]), "gen/invariance_learned/h1": float(inv["learned"][0])}
         if expect:
-            assert rep["gen/alignment"] > 0.999 and ev.verdict(rep, 1) == expect
+            assert rep["gen/alignment"] > 0.999 and ev.verdict(rep, 1).startswith(expect)
             assert rep["gen/unexplained/W1/h1"] < 1e-6
         else:  # w1 -> (1 + t) w1 alone changes the loss: not invariant, not aligned
             assert rep["gen/alignment"] < 0.9
@@ -255,7 +255,9 @@ def test_gen_preset_smoke(preset, tmp_outputs, tmp_path):
     run_dir = next(Path(tmp_path).rglob("results.json")).parent
     assert (run_dir / res["figures"]["generators"]).exists()
     for key in ("gen/invariance_ratio", "gen/identity", "gen/flow_loss_change", "gen/alignment",
-                "gen/invariance_learned/h1", "gen/layer_share/W1/h1", "gen/data_dependence/h1"):
+                "gen/invariance_learned/h1", "gen/layer_share/W1/h1", "gen/data_dependence/h1",
+                "gen/field_norm_ratio/h1", "gen/alignment_chance", "gen/alignment_chance_same_layers/h1",
+                "gen/assoc_relative", "gen/invariance_ratio_worst", "gen/verdict/h1", "gen/learned"):
         assert key in res["metrics"]
     # the README's composite is built from the run's saved generators and is a readable image
     import matplotlib.image

@@ -38,7 +38,7 @@ def test_evaluate_an_interrupted_job_at_its_checkpoint(monkeypatch, tmp_path):
             run(compose_cfg([*RFLR, *QUIET]), tmp_path)
     out = evaluate(tmp_path, ["progress=none"])
     res = _res(out / "results.json")
-    assert res["status"] == "ok" and res["timing"]["train_steps"] == 2 * 2 * 16  # saved at the start of epoch 3
+    assert res["status"] == "ok" and res["timing"]["train_steps"] == 3 * 2 * 16  # 3 Lightning epochs of 2 data epochs
     assert _res(tmp_path / "results.json")["status"] == "failed"  # the job's own record is untouched
 
 

@@ -98,3 +98,69 @@ def test_mirror_preset_smoke(preset, tmp_outputs, tmp_path):
     assert res["status"] == "ok", res["error"]
     assert "sym/mirror_constraint" in res["metrics"]
     assert all((path.parent / f).exists() for f in res["figures"].values())
+
+
+def _inner(task_cls, **kw):
+    """Run a mirror task's inner loop directly (no Lightning)."""
+    task = task_cls(None, None, **kw)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the task does in on_fit_start: tiny batched models, extra threads only contend
+    try:
+        with torch.enable_grad():
+            task.run_experiment()
+    finally:
+        torch.set_num_threads(threads)
+    return task
+
+
+def test_sparsity_counts_coordinates_exactly_on_the_mirror():
+    """Sparse target, lr x wd large enough for decay to finish: the symmetric model puts true zeros exactly on the
+    mirror (|u_i|, |v_i| < 1e-6, not a tolerance count) and keeps the support off it; vanilla SGD never has
+    exact zeros; a small learning rate leaves the symmetric model off the mirror too."""
+    from symexp.tasks.mirror_experiments import MirrorSparsityTask
+
+    task = _inner(MirrorSparsityTask, lrs=[0.001, 0.05], weight_decays=[0.2], dim=20, n=60, steps=1500)
+    res = {k: float(v) for k, v in task.results.items()}
+    assert res["mirror/on_mirror_sym/lr0.05_wd0.2"] > 0.3
+    assert res["mirror/on_mirror_sym_support/lr0.05_wd0.2"] < res["mirror/on_mirror_sym_true_zeros/lr0.05_wd0.2"]
+    assert res["mirror/on_mirror_sym/lr0.001_wd0.2"] == 0
+    assert res["mirror/on_mirror_plain_max"] == 0
+    assert set(task.mirror_constraints()) == {"rescaling"}
+
+
+@pytest.mark.slow
+def test_rank_falls_with_lr_under_minibatch_noise_but_not_without_a_mirror():
+    """budget=cpu settings (d = 50, 20000 SGD steps of batch 1, ~1 min): W = U V loses rank as the learning rate
+    (the minibatch noise) grows, with directions exactly on a rotation mirror; W trained directly does not."""
+    from symexp.tasks.mirror_experiments import MirrorRankTask
+
+    task = _inner(MirrorRankTask, lrs=[0.001, 0.007])
+    res = {k: float(v) for k, v in task.results.items()}
+    assert res["rank/factorized/drop"] >= 10
+    assert res["rank/on_mirror/factorized/lr0.007"] >= 5 and res["rank/on_mirror/factorized/lr0.001"] == 0
+    assert abs(res["rank/direct/drop"]) <= 2
+
+
+def test_blocks_count_groups_of_twins():
+    from symexp.tasks.mirror_experiments import _blocks
+
+    twin = torch.zeros(6, 6, dtype=torch.bool)
+    for a, b in ((0, 1), (1, 2), (3, 4)):
+        twin[a, b] = twin[b, a] = True
+    live = torch.ones(6, dtype=torch.bool)
+    assert _blocks(twin, live) == 2
+    live[3] = False
+    assert _blocks(twin, live) == 1
+
+
+@pytest.mark.slow
+def test_weight_decay_makes_homogeneous_ensembles():
+    """budget=cpu settings (~1 min): with weight decay most hidden units of the redundant student have a twin
+    (pre-activation correlation > 0.999), without it almost none."""
+    from symexp.tasks.mirror_experiments import MirrorEnsembleTask
+
+    task = _inner(MirrorEnsembleTask)
+    res = {k: float(v) for k, v in task.results.items()}
+    assert res["ensemble/twinned/wd0.03"] >= 0.6
+    assert res["ensemble/twinned/wd0"] <= 0.25
+    assert res["ensemble/nearest_mirror/wd0.03"] < res["ensemble/nearest_mirror/wd0"]

@@ -135,7 +135,7 @@ def test_rank_metrics_on_policy_features():
     with torch.no_grad():  # kill half of the last hidden layer: those units are dead, rank at most half
         task.model.actor[-3].bias[: width // 2] = -1e6
     m = task.plasticity_metrics()
-    feats = task.model.policy_features(states).double()
+    feats = task.model.policy_features(states).detach().double()
     assert m["dead_units"] == int((feats == 0).all(0).sum()) >= width // 2
     assert m["effective_rank_pct"] == pytest.approx(100 * float(effective_rank(feats)) / width)
     assert m["abs_approx_rank_pct"] == pytest.approx(100 * float(abs_approximate_rank(feats)) / width)
@@ -256,3 +256,78 @@ def test_slippery_ant_state_roundtrip_is_exact():
         if ta or tra:
             assert np.array_equal(a.reset()[0], b.reset()[0])
     assert a.changes == b.changes and len(a.changes) >= 2
+
+
+def _rollout_with_taps(task, monkeypatch):
+    """One _collect with the env's raw rewards and the rewards GAE sees recorded."""
+    import symexp.tasks.ppo as ppo
+
+    seen, raw = {}, []
+    real_gae, real_step = ppo.gae, task.envs.step
+
+    def tap_gae(rewards, values, dones, last_values, gamma, lam):
+        seen.update(rewards=rewards.clone(), dones=dones.clone())
+        return real_gae(rewards, values, dones, last_values, gamma, lam)
+
+    def tap_step(action):
+        out = real_step(action)
+        raw.append(torch.as_tensor(out[1], dtype=torch.float32))
+        return out
+
+    monkeypatch.setattr(ppo, "gae", tap_gae)
+    monkeypatch.setattr(task.envs, "step", tap_step)
+    task._collect()
+    return seen, torch.stack(raw)
+
+
+def test_time_limit_ends_are_terminal_by_default(monkeypatch):
+    """Dohare et al. (and CleanRL) treat a time-limit end as terminal: no V(final obs) in the reward;
+    task.bootstrap_truncated=true is the alternative."""
+    task = _task(["data.num_envs=2", "task.rollout_steps=512"])
+    assert not task.bootstrap_truncated
+    for bootstrap in (False, True):
+        task.bootstrap_truncated, task.envs = bootstrap, None
+        task._ensure_envs()  # fresh envs from the seed: the same episode clock for both readings
+        with monkeypatch.context() as mp:
+            seen, raw = _rollout_with_taps(task, mp)
+        assert seen["dones"][199].all()  # Pendulum's 200-step time limit falls inside the rollout
+        scaled = raw * task.reward_scale
+        if bootstrap:
+            assert not torch.allclose(seen["rewards"][199], scaled[199])
+            torch.testing.assert_close(seen["rewards"][:199], scaled[:199])
+        else:
+            torch.testing.assert_close(seen["rewards"], scaled)
+
+
+def test_advantages_standardised_once_over_the_batch_by_default(monkeypatch):
+    """Dohare et al. standardise the advantages once over the 2048-sample batch; per minibatch is a knob."""
+    import symexp.tasks.ppo as ppo
+
+    task = _task()
+    assert task.normalize_advantages == "batch"
+    task._ensure_envs()
+    roll = task._collect()
+    used, real = [], ppo.clipped_policy_loss
+
+    def tap(logp, old_logp, adv, clip):
+        used.append(adv.detach().clone())
+        return real(logp, old_logp, adv, clip)
+
+    monkeypatch.setattr(ppo, "clipped_policy_loss", tap)
+    task.optimizers = lambda: torch.optim.SGD(task.model.parameters(), lr=0.0)
+    task.manual_backward = lambda loss: loss.backward()
+    for scope in ("batch", "minibatch"):
+        used.clear()
+        task.normalize_advantages = scope
+        task._update(roll)
+        first_epoch = torch.cat(used[: task.minibatches])
+        means = torch.stack([a.mean() for a in used[: task.minibatches]])
+        if scope == "batch":
+            assert abs(first_epoch.mean()) < 1e-5 and abs(first_epoch.std() - 1) < 1e-4
+            assert means.abs().max() > 1e-3  # each minibatch keeps its own offset
+            expected = (roll["adv"] - roll["adv"].mean()) / (roll["adv"].std() + 1e-8)
+            torch.testing.assert_close(torch.sort(first_epoch).values, torch.sort(expected).values)
+        else:
+            assert means.abs().max() < 1e-5
+    with pytest.raises(ValueError, match="^task.normalize_advantages"):
+        ppo.PPOTask(task.model, task.datamodule, optimizer=torch.optim.Adam, normalize_advantages="per_step")

@@ -28,6 +28,9 @@ def test_ppo_preset_smoke(preset, tmp_outputs, tmp_path):
     res = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert res["status"] == "ok", res["error"]
     assert res["metrics"]["env/steps"] == cfg.task.total_steps
+    # the smoke budget exercises the continual part: episodes end and the env parameter changes
+    assert res["metrics"]["train/episodes"] >= 1
+    assert res["metrics"]["env/parameter_changes"] >= 1
     assert (next(tmp_path.rglob("curves.csv"))).is_file()
     if preset.endswith("_syre"):
         assert res["config"]["syre"]["_target_"].endswith("StaticBias")

@@ -18,7 +18,9 @@ def _result(status, members, model="rflr", rank=8, data="quad2d", sampling="unif
     return {
         "schema": 1, "status": status, "error": error, "name": f"{model}_{data}", "seed": 0,
         "config": {"model": {"_target_": "symexp.models.rflr.RFLR" if model == "rflr" else "symexp.models.mlp.MLP",
-                             "rank": rank if model == "rflr" else None, "width": 64, "depth": 3},
+                             "rank": rank if model == "rflr" else None, "width": 64,
+                             "depth": 3 if model == "rflr" else 2,
+                             **({"partials": "pre"} if model == "mlp" else {})},
                    "data": {"label": data, "sampling": sampling}},
         "metrics": {}, "members": members, "timing": {}, "env": {},
     }
@@ -76,8 +78,9 @@ def test_report_tables_regimes_and_separation(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "rflr: 6 runs: 2 partial-symmetric, 3 intermediate, 1 diverged" in md
     assert "mlp: 4 runs: 4 output-only" in md
-    assert "quad2d (uniform): separation holds" in md
-    assert "(the MLP's is 2e+03x RF-LR's); per hidden block, first to last: RF-LR 2 / 0.0005, MLP 2 / 1" in md
+    assert "quad2d (uniform): separation holds against the paper-matching control" in md
+    assert ("vs MLP (2 hidden layers, pre-activation) 1 (the MLP's is 2e+03x RF-LR's); per hidden block, "
+            "first to last: RF-LR 2 / 0.0005, MLP 2 / 1") in md
     assert "gauss2d (positive_bias): separation holds" in md
     assert "[0.000998]" in md, "the paper's Table 1 value stands beside ours"
     assert "| quad2d | rflr | 8 | uniform | 3 | 1.33e-05 ± 5.8e-06" in md

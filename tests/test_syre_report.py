@@ -62,3 +62,35 @@ def test_syre_figures_drawn(tmp_path: Path) -> None:
     paths = {p.name for p in write_report(tmp_path)}
     assert {"syre_fig4_symbench.png", "syre_reparam_dead.png"} <= paths
     assert (tmp_path / "figures" / "syre_fig4_symbench.png").stat().st_size > 1000
+
+
+def _symbench_job(root: Path, n: int, overrides: list[str], config: dict) -> None:
+    job = root / str(n)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    res = {"schema": 1, "status": "ok", "name": "syre_symbench", "seed": 0, "config": config, "metrics": {},
+           "members": [{"seed": 0, "status": "ok", "metrics": {"sym/symmetry_degree": 9.0, "train/objective": -1.0}}]}
+    (job / "results.json").write_text(json.dumps(res))
+
+
+def test_fig4_methods_come_from_the_resolved_config(tmp_path: Path) -> None:
+    """Weight decay set by the preset (not on the command line) is weight decay, not vanilla; syre's own
+    weight_decay counts; the ablations are told apart by their config."""
+    from symexp.report.syre_figures import _method, _variant
+
+    model = {"_target_": "symexp.models.objectives.SymmetryBenchmark", "dropout": 0.0}
+    opt = {"task": {"optimizer": {"weight_decay": 1.0}}}
+    _symbench_job(tmp_path, 0, ["syre=off"], {"syre": {}, "model": model, **opt})
+    _symbench_job(tmp_path, 1, ["syre=off"], {"syre": {}, "model": model, "task": {"optimizer": {"weight_decay": 0.0}}})
+    _symbench_job(tmp_path, 2, [], {"syre": {}, "model": {**model, "dropout": 0.1},
+                                    "task": {"optimizer": {"weight_decay": 0.0}}})
+    _symbench_job(tmp_path, 3, [], {"syre": {"_target_": "symexp.syre.StaticBias", "anchor": False}, "model": model, **opt})
+    _symbench_job(tmp_path, 4, [], {"syre": {"_target_": "symexp.syre.StaticBias", "shift_init": False}, "model": model,
+                                    **opt})
+    _symbench_job(tmp_path, 5, ["syre=off"], {"syre": {"_target_": "symexp.syre.Off", "weight_decay": 0.3},
+                                              "model": model, "task": {"optimizer": {"weight_decay": 0.0}}})
+    rows = {r["job"]: r for r in collect(tmp_path)}
+    assert [_method(rows[str(i)]) for i in range(3)] == ["weight decay", "vanilla", "dropout"]
+    assert rows["0"]["weight_decay"] == 1.0 and rows["1"]["weight_decay"] == 0.0
+    assert [_variant(rows[str(i)]) for i in (3, 4)] == ["perturb_only", "anchor_only"]
+    assert rows["5"]["weight_decay"] == 0.0  # no syre object is built for Off: its weight_decay is not applied

@@ -19,7 +19,8 @@ from symexp.models.simclr import SimCLRNet
 from symexp.models.vae import VAE
 from symexp.models.vision_common import reinitialize
 from symexp.models.vit import ViT
-from symexp.symmetry.representation import capture, covariance_rank, low_rankness, ntk_ranks, permutation_rank_bound
+from symexp.symmetry.rank import covariance_rank, low_rankness
+from symexp.symmetry.representation import capture, ntk_ranks, permutation_rank_bound
 from symexp.tasks.lmc import barrier
 from symexp.tasks.simclr import nt_xent
 from symexp.tasks.vae import kl_to_prior
@@ -159,9 +160,9 @@ def test_identical_neurons_stay_identical_without_syre():
 def test_covariance_rank_and_low_rankness_on_known_matrices():
     g = torch.Generator().manual_seed(0)
     f = torch.randn(200, 3, generator=g) @ torch.randn(3, 10, generator=g)
-    assert covariance_rank(f, 1e-8) == 3
-    assert low_rankness(f, 1e-8) == pytest.approx(0.7)
-    assert covariance_rank(torch.ones(50, 4), 1e-8) == 0  # constant features have no variance
+    assert covariance_rank(f, 1e-8).item() == 3
+    assert low_rankness(f, 1e-8).item() == pytest.approx(0.7)
+    assert covariance_rank(torch.ones(50, 4), 1e-8).item() == 0  # constant features have no variance
 
 
 def test_capture_hooks_named_layers_and_rejects_unknown():

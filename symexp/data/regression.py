@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from symexp.data.sampling import mean_nearest_mirror_distance, sample, symmetric_grid
+from symexp.data.sampling import mean_nearest_mirror_distance, quiet_generator, sample, symmetric_grid
 from symexp.data.targets import Target
 from symexp.data.transforms import Transform, transform
 from symexp.seeding import generator
@@ -72,6 +72,9 @@ class SymmetricRegressionData(L.LightningDataModule):
 
         self.x_train, self.y_train = draw("data", n_train)
         self.x_val, self.y_val = draw("val", n_val)
+        # fresh points from the training distribution (never used for selection): test/mse_indist, which
+        # differs from the grid's test/mse when training is biased (data.sampling=positive_bias)
+        self.x_test, self.y_test = draw("test", n_val)
         self.grid = symmetric_grid(dim, grid_points if dim > 1 else max(grid_points, 2001))
         self.y_grid = target(self.grid)
         self.mirror_distance = mean_nearest_mirror_distance(self.x_train)  # (K,)
@@ -79,7 +82,7 @@ class SymmetricRegressionData(L.LightningDataModule):
 
     # Lightning only counts chunks; the task owns indexing so the hot loop never touches a DataLoader.
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(range(self.chunks_per_epoch), batch_size=None, shuffle=False)
+        return DataLoader(range(self.chunks_per_epoch), batch_size=None, shuffle=False, generator=quiet_generator())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(range(1), batch_size=None)
+        return DataLoader(range(1), batch_size=None, generator=quiet_generator())

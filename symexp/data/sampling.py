@@ -52,3 +52,10 @@ class EpochShuffle(torch.utils.data.Sampler[int]):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+def quiet_generator() -> torch.Generator:
+    """For every DataLoader: an iterator draws its worker base seed from the loader's generator, or from the
+    global RNG when it has none, so without one each epoch's (and each validation's) iterator would shift
+    the stream that augmentation and sampling read, and a resumed run would see other numbers."""
+    return torch.Generator().manual_seed(0)

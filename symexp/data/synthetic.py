@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from symexp.data.sampling import quiet_generator
 from symexp.seeding import generator
 
 
@@ -21,10 +22,10 @@ class _Arrays(L.LightningDataModule):
         self.x_train = self.y_train = self.x_val = self.y_val = None
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(range(self.chunks_per_epoch), batch_size=None, shuffle=False)
+        return DataLoader(range(self.chunks_per_epoch), batch_size=None, shuffle=False, generator=quiet_generator())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(range(1), batch_size=None)
+        return DataLoader(range(1), batch_size=None, generator=quiet_generator())
 
     @property
     def n_train(self) -> int:

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from symexp.data.sampling import EpochShuffle
+from symexp.data.sampling import EpochShuffle, quiet_generator
+from symexp.schema import DataError
 from symexp.seeding import generator
 
 IDX_FILES = {
@@ -106,23 +107,42 @@ def load_cifar(source: str, data_dir: Path, split: str) -> tuple[np.ndarray, np.
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _fetch(url: str, target: Path, source: str, files: Sequence[str], how: str) -> None:
+    """Download url to target; without a network, a DataError naming the files and where they go."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        urllib.request.urlretrieve(url, partial)
+    except OSError as exc:  # URLError, timeouts, refused connections are all OSErrors
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise DataError(
+            "data.download",
+            f"cannot fetch {url} ({reason}). Without internet, {how} (expected {', '.join(files)}) "
+            f"and set data.download=false",
+        ) from None
+    partial.replace(target)
+
+
 def download(source: str, data_dir: Path) -> None:
-    """Fetch the standard files (needs internet; not exercised by the tests)."""
+    """Fetch the standard files that are missing (needs internet; the offline error is tested)."""
     data_dir = Path(data_dir)
     if source in IDX_SOURCES:
         folder, base = IDX_SOURCES[source]
         (data_dir / folder).mkdir(parents=True, exist_ok=True)
+        expected = [f"{n}.gz" for pair in IDX_FILES.values() for n in pair]
         for pair in IDX_FILES.values():
             for name in pair:
                 target = data_dir / folder / f"{name}.gz"
-                if not target.exists():
-                    urllib.request.urlretrieve(base + f"{name}.gz", target)
+                if not target.exists() and _find(data_dir / folder, name) is None:
+                    _fetch(base + f"{name}.gz", target, source, expected,
+                           f"download them from {base} into {data_dir / folder}")
     elif source in CIFAR_SOURCES:
         folder, url = CIFAR_SOURCES[source]
         if not (data_dir / folder).exists():
             data_dir.mkdir(parents=True, exist_ok=True)
             archive = data_dir / url.rsplit("/", 1)[1]
-            urllib.request.urlretrieve(url, archive)
+            if not archive.exists():
+                _fetch(url, archive, source, [archive.name], f"download {url} into {data_dir}")
             with tarfile.open(archive) as tar:
                 tar.extractall(data_dir, filter="data")
 
@@ -140,7 +160,7 @@ def synthetic_images(
 
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(np.ascontiguousarray(images)).float() / scale
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).float() / scale  # IDX buffers are read-only
     if x.dim() == 3:
         x = x[:, None]
     elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
@@ -278,11 +298,11 @@ class VisionData(L.LightningDataModule):
         self.current_task = self._stream_task()
         x, y = self.split("train")
         order = EpochShuffle(len(x), self.seed * 7919 + 3)
-        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, sampler=order, drop_last=False)
+        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, sampler=order, drop_last=False, generator=quiet_generator())
 
     def val_dataloader(self) -> DataLoader:
         x, y = self.split("test")
-        return DataLoader(TensorDataset(x, y), batch_size=self.eval_batch_size)
+        return DataLoader(TensorDataset(x, y), batch_size=self.eval_batch_size, generator=quiet_generator())
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

@@ -7,7 +7,10 @@ is comparable with a textbook generator. ``kind: deformed`` (ours) is the linear
 same MLP r taking (g theta, theta, vec X): a = g theta + r(g theta, theta, X) - r(theta, theta, X). The
 identity axiom holds exactly, and its field (I + J_r(theta, X)) h theta starts linear in theta, whereas the
 paper's MLP field J(theta, X) W_g vec(h) starts nearly constant in theta and gets stuck there (see
-docs/discovery.md). The infinitesimal action D_g a_X|_{I,theta}(h) is a forward-mode
+docs/discovery.md). ``kind: bilinear`` (ours) multiplies the data into the field: a_X(g, theta) = theta +
+A(X) (g - I) theta with A(X) = T_0 + sum_j x_j T_j (T_0 starts at 0), so the field A(X) h theta is linear in
+theta and in X; the MLP and deformed actions see X only through activation gating and could not learn a
+data-dependent field (docs/discovery.md). The infinitesimal action D_g a_X|_{I,theta}(h) is a forward-mode
 derivative (torch.func.jvp) of g -> a(g, theta, X) at g = I along h.
 """
 
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-KINDS = ("mlp", "linear", "deformed")
+KINDS = ("mlp", "linear", "deformed", "bilinear")
 _ACTS = {"silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
@@ -88,7 +91,12 @@ class GeneratorModel(nn.Module):
         gen = torch.Generator().manual_seed(self.seed)
         self.n, self.x_size = n, x_size
         self.h = nn.Parameter(torch.randn(self.k, n, n, generator=gen) * self.init_std / n**0.5)
-        if self.kind != "linear":
+        if self.kind == "bilinear":
+            # T_0 = 0: at the start the field is purely data-driven, sum_j x_j T_j h theta
+            t = torch.randn(x_size + 1, n, n, generator=gen) / n**0.5
+            t[0] = 0.0
+            self.t = nn.Parameter(t)
+        elif self.kind != "linear":
             torch.manual_seed(self.seed)
             g_size = n * n if self.kind == "mlp" else n  # deformed: the MLP sees g theta, not g
             dims = [g_size + n + x_size] + [self.hidden] * (self.layers - 1) + [n]
@@ -104,11 +112,18 @@ class GeneratorModel(nn.Module):
         """a_X(g, theta): g (B, n, n), theta (B, n), x (B, x_size) -> (B, n)."""
         if self.kind == "linear":
             return (g @ theta[..., None])[..., 0]
+        if self.kind == "bilinear":
+            moved = ((g - self.identity(theta)) @ theta[..., None])[..., 0]
+            return theta + (self.data_matrix(x) @ moved[..., None])[..., 0]
         if self.kind == "deformed":
             moved = (g @ theta[..., None])[..., 0]
             return moved + (self.net(torch.cat([moved, theta, x], -1)) - self.net(torch.cat([theta, theta, x], -1)))
         out = self.net(torch.cat([g.flatten(-2), theta, x], -1))
         return theta + out if self.residual else out
+
+    def data_matrix(self, x: torch.Tensor) -> torch.Tensor:
+        """Bilinear action: A(X) = T_0 + sum_j x_j T_j for every sample, (B, n, n)."""
+        return self.t[0] + torch.einsum("bj,jnm->bnm", x, self.t[1:])
 
     def identity(self, theta: torch.Tensor) -> torch.Tensor:
         return torch.eye(self.n, device=theta.device, dtype=theta.dtype).expand(theta.shape[0], -1, -1)
@@ -119,6 +134,8 @@ class GeneratorModel(nn.Module):
         the tests compare against), several times cheaper on small batches."""
         if self.kind == "linear":
             return theta @ h.T
+        if self.kind == "bilinear":
+            return (self.data_matrix(x) @ (theta @ h.T)[..., None])[..., 0]
         n, first = self.n, self.net[0]
         if self.kind == "deformed":
             moved = theta @ h.T
@@ -149,6 +166,8 @@ class GeneratorModel(nn.Module):
         (the associativity term needs 2 per generator pair; torch.func's nested jvp was ~10x slower)."""
         if self.kind == "linear":
             return torch.einsum("pbm,pnm->pbn", vs, hs)
+        if self.kind == "bilinear":  # the field A(X) h theta is linear in theta
+            return torch.einsum("bnm,pbm->pbn", self.data_matrix(x), torch.einsum("pbm,pnm->pbn", vs, hs))
         n, first = self.n, self.net[0]
         w = first.weight
         if self.kind == "deformed":

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from symexp.data.sampling import EpochShuffle
+from symexp.data.sampling import EpochShuffle, quiet_generator
 from symexp.discovery.targets import TargetNet, build_target
 
 
@@ -43,7 +43,7 @@ class GeneratorData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         order = EpochShuffle(len(self.train_set[0]), self.seed)
-        return DataLoader(TensorDataset(*self.train_set), batch_size=self.batch_size, sampler=order, drop_last=True)
+        return DataLoader(TensorDataset(*self.train_set), batch_size=self.batch_size, sampler=order, drop_last=True, generator=quiet_generator())
 
 
 class _Ticks(Dataset):
@@ -66,4 +66,4 @@ class TickData(L.LightningDataModule):
         self.ticks, self.settings, self.seed = ticks, settings, int(seeds[0])
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_Ticks(self.ticks), batch_size=None)
+        return DataLoader(_Ticks(self.ticks), batch_size=None, generator=quiet_generator())

@@ -1,6 +1,6 @@
 """DCS (seed 004): enforce a constraint P theta = 0 through an artificial mirror symmetry plus weight decay.
 
-theta = (I - P) w + (P u) * (P v), trained with weight decay gamma (|u|^2 + |v|^2 + |w|^2) (REFERENCE.md's
+theta = (I - P) w + (P u) * (P v), trained with weight decay gamma (|u|^2 + |v|^2 + |w|^2) (our
 best reading). The product (P u) * (P v) has the rescaling mirror u -> -u, v -> -v on the range of P, so
 weight decay drives P theta toward 0; P = I gives theta = u * v, whose minimum-norm factorisation makes the
 decay equal to the L1 penalty 2 gamma |theta|_1 (the lasso); P = 0 is the plain model.

@@ -8,12 +8,22 @@ import math
 import torch
 
 from symexp.discovery.action import GeneratorModel
-from symexp.discovery.losses import bracket_residual
 from symexp.discovery.targets import TargetNet
+from symexp.stats import median
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(-1).abs() / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-30)
+    """|cos(a, b)| per row; NaN where either vector is zero (a zero field has no direction, so it must not
+    score as perfectly invariant: with a clamp it read as cos = 0 and an invariance ratio of ~1e29)."""
+    norms = a.norm(dim=-1) * b.norm(dim=-1)
+    return torch.where(norms > 0, (a * b).sum(-1).abs() / norms.clamp_min(1e-30), torch.full_like(norms, math.nan))
+
+
+def field_norms(model: GeneratorModel, theta, x, beta: float = 1.0) -> torch.Tensor:
+    """(k,) median over samples of |D_g a_X(h_i)|, the infinitesimal action's norm; Eq. 8 pulls it to beta. 0 for
+    the trivial h = 0, which the verdict refuses (a degenerate field is no symmetry however invariant it looks)."""
+    fields = model.fields(theta, x.flatten(1))
+    return torch.stack([f.detach().norm(dim=-1).median() for f in fields])
 
 
 def loss_gradients(target: TargetNet, theta, x, y) -> torch.Tensor:
@@ -53,16 +63,30 @@ def identity_residual(model: GeneratorModel, theta, x) -> torch.Tensor:
     return (model.act(model.identity(theta), theta, x) - theta).norm(dim=-1).mean()
 
 
-def assoc_residual(model: GeneratorModel, theta, x) -> torch.Tensor:
-    """Mean bracket residual over generator pairs (NaN with a single generator: nothing to check)."""
+def assoc_residuals(model: GeneratorModel, theta, x) -> tuple[torch.Tensor, torch.Tensor]:
+    """(absolute, relative) bracket residual |J_Vj V_i - J_Vi V_j + V_[hi,hj]| averaged over pairs and samples;
+    relative divides each sample's residual by |J_Vj V_i| + |J_Vi V_j| + |V_[hi,hj]| (0: h -> V_h is a Lie
+    algebra homomorphism on the k generators, as a group action's must be; about 1: the terms do not cancel
+    at all). NaN for k = 1."""
     x = x.flatten(1)
     pairs = [(i, j) for i in range(model.k) for j in range(i + 1, model.k)]
     if not pairs:
-        return torch.tensor(math.nan)
+        return torch.tensor(math.nan), torch.tensor(math.nan)
     with torch.enable_grad():
         fields = model.fields(theta, x)
-        res = [bracket_residual(model, i, j, theta, x, fields, "bracket").mean() for i, j in pairs]
-    return torch.stack(res).mean().detach()
+        hs = torch.stack([model.h[j] for _, j in pairs] + [model.h[i] for i, _ in pairs])
+        vs = torch.stack([fields[i] for i, _ in pairs] + [fields[j] for _, j in pairs])
+        tangents = model.field_tangents(hs, theta, x, vs).detach()
+        absolute, relative = [], []
+        for p, (i, j) in enumerate(pairs):
+            hi, hj = model.h[i], model.h[j]
+            bracket_field = model.field(hi @ hj - hj @ hi, theta, x).detach()
+            a, b = tangents[p], tangents[len(pairs) + p]
+            res = (a - b + bracket_field).norm(dim=-1)
+            scale = a.norm(dim=-1) + b.norm(dim=-1) + bracket_field.norm(dim=-1)
+            absolute.append(res.mean())
+            relative.append(torch.where(scale > 0, res / scale.clamp_min(1e-30), torch.zeros_like(res)).mean())
+    return torch.stack(absolute).mean(), torch.stack(relative).mean()
 
 
 def integrate_flow(field_fn, theta: torch.Tensor, arclength: float, steps: int = 20) -> torch.Tensor:
@@ -93,10 +117,10 @@ def finite_flow(target, model, theta, x, y, arclength: float, gen: torch.Generat
     learned = []
     for i in range(model.k):
         moved = integrate_flow(lambda t, i=i: model.field(model.h[i], t, x_flat), theta, arclength, steps)
-        learned.append(relative_change(base, target.batch_loss(moved, x, y)).median())
+        learned.append(median(relative_change(base, target.batch_loss(moved, x, y))))
     d = torch.randn(theta.shape, generator=gen).to(theta)
     d = d / d.norm(dim=-1, keepdim=True)
-    random = relative_change(base, target.batch_loss(theta + arclength * d, x, y)).median()
+    random = median(relative_change(base, target.batch_loss(theta + arclength * d, x, y)))
     return torch.stack(learned), random
 
 
@@ -112,7 +136,8 @@ def _span(basis: torch.Tensor) -> torch.Tensor:
     return u[:, s > 1e-5 * s.max()]  # tangents are computed in float32: smaller singular values are noise
 
 
-def alignment_report(target: TargetNet, model: GeneratorModel, theta, x) -> dict[str, torch.Tensor]:
+def alignment_report(target: TargetNet, model: GeneratorModel, theta, x, n_random: int = 32,
+                     seed: int = 2468) -> dict[str, torch.Tensor]:
     """How each learned infinitesimal action v_i = D_g a_X(h_i) relates to the known symmetries, averaged over
     the samples (theta, X):
       gen/alignment (and /h<i>): |P v| / |v|, P the orthogonal projection onto the span of all known tangents
@@ -120,7 +145,13 @@ def alignment_report(target: TargetNet, model: GeneratorModel, theta, x) -> dict
       gen/alignment/<family>/h<i>: the same against one family of known_tangent_groups (e.g. gl_data, unseen);
       gen/layer_share/<layer>/h<i>: |v_layer|^2 / |v|^2, which weights the generator moves;
       gen/unexplained/<layer>/h<i>: |(v - P v)_layer|^2 / |v|^2, where the part outside the known span sits
-        (their sum is 1 - alignment^2 per sample): what a new symmetry acts on."""
+        (their sum is 1 - alignment^2 per sample): what a new symmetry acts on;
+      gen/alignment_chance (and /<family>): the same |P r| / |r| for isotropic random directions r at the same
+        samples (n_random per sample): what any direction scores. With one data point the sigmoid net's known
+        span has 11 of 12 dimensions, so chance is ~0.96 and alignment 0.95 says nothing;
+      gen/alignment_chance_same_layers/h<i> (and /<family>/h<i>): for random directions with the field's norm
+        in every layer (a field that only moves W1 has the W1 share of the span as its chance).
+    The verdict compares every alignment with the larger of the two chances."""
     fields = [f.detach().to(torch.float64) for f in model.fields(theta, x.flatten(1))]
     names = [name for name, _ in target.layout]
     sizes = [math.prod(shape) for _, shape in target.layout]
@@ -129,11 +160,24 @@ def alignment_report(target: TargetNet, model: GeneratorModel, theta, x) -> dict
     def add(key: str, value: torch.Tensor) -> None:
         acc.setdefault(key, []).append(value)
 
+    gen = torch.Generator().manual_seed(seed)
     all_groups = [target.known_tangent_groups(theta[b], x[b]) for b in range(theta.shape[0])]
     families = sorted({name for groups in all_groups for name in groups})
+
+    def share(q: torch.Tensor | None, r: torch.Tensor) -> torch.Tensor:
+        """Mean over the rows of r of |P r| / |r| (0 where the family is absent at this sample)."""
+        if q is None:
+            return r.new_zeros(())
+        return ((r @ q).norm(dim=-1) / r.norm(dim=-1).clamp_min(1e-30)).mean()
+
     for b, groups in enumerate(all_groups):
         spans = {name: _span(groups[name]) if name in groups else None for name in families}
         union = _span(torch.cat(list(groups.values()))) if groups else None
+        iso = torch.randn(n_random, theta.shape[1], generator=gen, dtype=torch.float64)
+        if union is not None:
+            add("gen/alignment_chance", share(union, iso))
+            for name, q in spans.items():
+                add(f"gen/alignment_chance/{name}", share(q, iso))
         for i, f in enumerate(fields):
             v = f[b]
             norm = v.norm().clamp_min(1e-30)
@@ -142,6 +186,10 @@ def alignment_report(target: TargetNet, model: GeneratorModel, theta, x) -> dict
                 add(f"gen/alignment/h{i + 1}", (union.T @ v).norm() / norm)
                 for name, q in spans.items():  # a family absent at this sample counts as 0
                     add(f"gen/alignment/{name}/h{i + 1}", (q.T @ v).norm() / norm if q is not None else 0 * norm)
+                layered = same_layer_random(target, v.expand(n_random, -1), gen)
+                add(f"gen/alignment_chance_same_layers/h{i + 1}", share(union, layered))
+                for name, q in spans.items():
+                    add(f"gen/alignment_chance_same_layers/{name}/h{i + 1}", share(q, layered))
             else:
                 proj = torch.zeros_like(v)
             for layer, part, rest in zip(names, v.split(sizes), (v - proj).split(sizes)):
@@ -180,42 +228,112 @@ def field_independence(model: GeneratorModel, theta, x) -> torch.Tensor:
 
 INVARIANT_RATIO = 10.0  # a generator counts as learned if its invariance error is this far below random
 PARTLY_RATIO = 3.0  # ... as partly learned between this and INVARIANT_RATIO
-MATCH_ALIGNMENT = 0.95  # ... and as a known symmetry if this much of its field lies in the known span
+FIELD_MIN_RATIO = 1e-3  # ... and only if its field is non-degenerate: median |v| >= this times beta (Eq. 8)
+ASSOC_MAX = 0.5  # the k fields satisfy the associativity axiom if the relative bracket residual is below this
+MATCH_ALIGNMENT = 0.95  # a learned field matches a known family if this much of it lies in the family's span
+MATCH_EXCESS = 0.5  # ... and that is this far from chance c toward 1: (alignment - c) / (1 - c)
+UNINFORMATIVE_CHANCE = 0.9  # chance alignment above this: the known span is (nearly) everything, say so
+NULL_SPACE = "unseen"  # the family of moves a layer's input cannot see
+VERDICT_CODES = {"not learned": 0, "partly learned": 1, "null-space": 2, "matches known": 3, "new": 4}
+
+
+def _chance(metrics: dict[str, float], family: str | None, tag: str) -> float:
+    """The larger of the isotropic and the same-layer chance alignment (NaN if neither was measured)."""
+    iso = metrics.get("gen/alignment_chance" + (f"/{family}" if family else ""), math.nan)
+    layered = metrics.get("gen/alignment_chance_same_layers/" + (f"{family}/" if family else "") + tag, math.nan)
+    values = [v for v in (iso, layered) if math.isfinite(v)]
+    return max(values) if values else math.nan
+
+
+def _excess(align: float, chance: float) -> float:
+    """(alignment - chance) / (1 - chance): 0 at chance, 1 fully aligned; the plain alignment if no chance."""
+    if not math.isfinite(chance):
+        return align
+    return (align - chance) / max(1 - chance, 1e-9)
+
+
+def invariance_ratio(metrics: dict[str, float], i: int) -> float:
+    """Worse of the two invariance ratios of h_i: isotropic random / learned and same-layer random / learned."""
+    learned = metrics.get(f"gen/invariance_learned/h{i}", math.nan)
+    iso = metrics.get("gen/invariance_random", math.nan) / max(learned, 1e-30)
+    layered = metrics.get(f"gen/invariance_same_layers_random/h{i}", math.inf) / max(learned, 1e-30)
+    return min(iso, layered) if math.isfinite(learned) else math.nan
 
 
 def verdict(metrics: dict[str, float], i: int) -> str:
-    """Classify generator h_i from measured metrics (not from its picture): 'not learned' if its invariance
-    error is less than PARTLY_RATIO below random directions, 'partly learned' below INVARIANT_RATIO (with
-    its alignment); else 'matches known <families>' if its alignment with the known span is >=
-    MATCH_ALIGNMENT, otherwise 'new', with where its unexplained part sits."""
+    """Classify generator h_i from measured metrics (not from its picture), in this order:
+      'not learned' if its field is degenerate (median |v| < FIELD_MIN_RATIO * beta, e.g. h = 0) or its
+        invariance error is less than PARTLY_RATIO below random directions (the worse of isotropic and
+        same-layer random, so a field that merely picks the layer with the smallest gradient fails);
+      'partly learned' below INVARIANT_RATIO;
+      'null-space' if it lies in the span of the moves the layers' inputs cannot see (alignment with that
+        family >= MATCH_ALIGNMENT and MATCH_EXCESS above chance): a real symmetry the loss cannot see;
+      'matches known <families>' if it lies in another known family's span (or the union's), same test;
+      otherwise 'new', with where its part outside the known span sits.
+    Every alignment is quoted beside its chance value; where chance exceeds UNINFORMATIVE_CHANCE the verdict
+    says the alignment is uninformative (any invariant field lies in the known span there). One generator's
+    field always generates a one-parameter group (its flow, which gen/flow_* integrate); whether the k fields
+    together form one k-dimensional group is group_verdict's question."""
     tag = f"h{i}"
-    learned = metrics.get(f"gen/invariance_learned/{tag}", math.nan)
-    ratio = metrics.get("gen/invariance_random", math.nan) / max(learned, 1e-30)
+    norm_ratio = metrics.get(f"gen/field_norm_ratio/{tag}", math.nan)
+    if f"gen/field_norm_ratio/{tag}" in metrics and not norm_ratio >= FIELD_MIN_RATIO:
+        return f"not learned (degenerate field: |v| = {norm_ratio:.1e} x beta)"
+    ratio = invariance_ratio(metrics, i)
     align = metrics.get(f"gen/alignment/{tag}", math.nan)
+    chance = _chance(metrics, None, tag)
+    known = (f"alignment {align:.2f}, chance {chance:.2f}" if math.isfinite(align) else "no known symmetry")
     if not ratio >= PARTLY_RATIO:
         return f"not learned (invariance {ratio:.1f}x below random)"
     if ratio < INVARIANT_RATIO:
-        known = f"alignment {align:.2f}" if math.isfinite(align) else "no known symmetry"
         return f"partly learned (invariance {ratio:.1f}x below random, {known})"
-    layers = sorted({k.split("/")[2] for k in metrics if k.startswith("gen/layer_share/")})
-    if math.isfinite(align) and align >= MATCH_ALIGNMENT:
-        fams = {k.split("/")[2]: v for k, v in metrics.items()
-                if k.startswith("gen/alignment/") and k.endswith(f"/{tag}") and k.count("/") == 3}
-        parts = ", ".join(f"{name} {value:.2f}" for name, value in sorted(fams.items(), key=lambda kv: -kv[1]))
+    note = " (uninformative)" if chance >= UNINFORMATIVE_CHANCE else ""
+    fams = {k.split("/")[2]: v for k, v in metrics.items()
+            if k.startswith("gen/alignment/") and k.endswith(f"/{tag}") and k.count("/") == 3}
+    matching = {name: (value, _chance(metrics, name, tag)) for name, value in fams.items()
+                if value >= MATCH_ALIGNMENT and _excess(value, _chance(metrics, name, tag)) >= MATCH_EXCESS}
+    if NULL_SPACE in matching:
+        value, c = matching[NULL_SPACE]
+        return f"null-space (invariant {ratio:.0f}x; {NULL_SPACE} {value:.2f}, chance {c:.2f})"
+    if matching:
+        parts = ", ".join(f"{name} {v:.2f} (chance {c:.2f})" for name, (v, c) in sorted(matching.items(),
+                                                                                          key=lambda kv: -kv[1][0]))
         return f"matches known ({parts})"
+    if math.isfinite(align) and align >= MATCH_ALIGNMENT and _excess(align, chance) >= MATCH_EXCESS:
+        return f"matches known (a combination of {'+'.join(sorted(fams))}: {known}{note})"
+    layers = sorted({k.split("/")[2] for k in metrics if k.startswith("gen/layer_share/")})
     where = {layer: metrics.get(f"gen/unexplained/{layer}/{tag}", 0.0) for layer in layers}
     total = sum(where.values())
     on = "+".join(layer for layer, value in where.items() if value >= 0.15 * total)
-    known = f"alignment {align:.2f}" if math.isfinite(align) else "no known symmetry"
-    return f"new ({known}; {100 * total:.0f}% of |v|^2 outside the known span, on {on})"
+    return f"new ({known}{note}; {100 * total:.0f}% of |v|^2 outside the known span, on {on})"
+
+
+def group_verdict(metrics: dict[str, float], k: int) -> str:
+    """Whether the k learned fields satisfy the associativity axiom in its infinitesimal (bracket) form, i.e.
+    h -> V_h is a Lie algebra homomorphism on them: relative bracket residual gen/assoc_relative <=
+    ASSOC_MAX; and whether they are k directions (gen/field_independence)."""
+    if k < 2:
+        return "one generator: its flow is a one-parameter group"
+    assoc = metrics.get("gen/assoc_relative", math.nan)
+    indep = metrics.get("gen/field_independence", math.nan)
+    spread = f"field independence {indep:.2f}" + (" (one direction)" if indep < 0.05 else "")
+    if assoc <= ASSOC_MAX:
+        return f"the {k} fields satisfy the associativity axiom (relative bracket residual {assoc:.2f}; {spread})"
+    return (f"the {k} fields violate the associativity axiom (relative bracket residual {assoc:.2f}; {spread}): "
+            f"{k} one-parameter symmetries whose flows do not compose into one group action")
+
+
+def verdict_code(text: str) -> int:
+    """0 not learned, 1 partly learned, 2 null-space, 3 matches known, 4 new (gen/verdict/h<i> in results)."""
+    return next(code for prefix, code in VERDICT_CODES.items() if text.startswith(prefix))
 
 
 def generator_alignment(target: TargetNet, model: GeneratorModel) -> torch.Tensor:
     """For the linear and the deformed linear action (whose field is h theta plus the MLP's correction): mean
     over h_i of |P h_i| / |h_i| with P the projection (Frobenius) onto the span of the known generators; NaN
-    for the paper's MLP action (h enters it through a learned layer) or where no linear symmetry is known."""
+    for the paper's MLP action (h enters it through a learned layer), the bilinear action (through A(X)) or
+    where no linear symmetry is known."""
     known = target.known_generators()
-    if model.kind == "mlp" or known is None:
+    if model.kind in ("mlp", "bilinear") or known is None:
         return torch.tensor(math.nan)
     q = torch.linalg.qr(known.flatten(1).T.double()).Q
     h = model.h.detach().flatten(1).double()
@@ -228,3 +346,78 @@ def effective_generators(model: GeneratorModel, theta, x) -> torch.Tensor:
     fields = model.fields(theta, x.flatten(1))
     sol = [torch.linalg.lstsq(theta, f).solution.T for f in fields]
     return torch.stack(sol)
+
+
+def report(target: TargetNet, model: GeneratorModel, theta, x, y, beta: float = 1.0, seed: int = 0,
+           arclength: float = 0.5, flow_steps: int = 20, n_align: int = 128, lift: bool = True) -> dict[str, float]:
+    """Every gen/* metric of a learned symmetry on the evaluation samples (theta, X, Y), verdicts included
+    (gen/verdict/h<i> = verdict_code; gen/learned = how many generators are null-space, known or new).
+    Needs autograd (the fields are forward-mode derivatives): call it under torch.enable_grad()."""
+    gen = torch.Generator().manual_seed(seed + 777)
+    inv = invariance_errors(target, model, theta, x, y, gen)
+    flow_learned, flow_random = finite_flow(target, model, theta, x, y, arclength, gen, flow_steps)
+    out: dict[str, torch.Tensor] = {
+        "gen/invariance_learned": inv["learned"].max(),
+        "gen/invariance_random": inv["random"],
+        "gen/invariance_ratio": inv["ratio"],
+        "gen/identity": identity_residual(model, theta, x),
+        "gen/flow_loss_change": flow_learned.max(),
+        "gen/flow_loss_change_random": flow_random,
+        "gen/flow_ratio": flow_random / flow_learned.max().clamp_min(1e-30),
+        "gen/h_alignment": generator_alignment(target, model),
+        "gen/field_independence": field_independence(model, theta, x),
+    }
+    out["gen/assoc"], out["gen/assoc_relative"] = assoc_residuals(model, theta, x)
+    out.update(alignment_report(target, model, theta[:n_align], x[:n_align]))
+    dep = data_dependence(model, theta, x, gen)
+    norms = field_norms(model, theta, x)
+    out["gen/field_norm_ratio"] = norms.min() / beta
+    for i in range(model.k):
+        out[f"gen/field_norm/h{i + 1}"] = norms[i]
+        out[f"gen/field_norm_ratio/h{i + 1}"] = norms[i] / beta
+        out[f"gen/invariance_learned/h{i + 1}"] = inv["learned"][i]
+        out[f"gen/invariance_same_layers_random/h{i + 1}"] = inv["same_layers"][i]
+        out[f"gen/invariance_same_layers_ratio/h{i + 1}"] = inv["same_layers"][i] / inv["learned"][i].clamp_min(1e-30)
+        out[f"gen/flow_loss_change/h{i + 1}"] = flow_learned[i]
+        out[f"gen/data_dependence/h{i + 1}"] = dep[i]
+    if lift:
+        from symexp.discovery.lifting import lifted_loss_changes
+
+        out.update(lifted_loss_changes(target, model, arclength, seed, steps=flow_steps))
+    floats = {k: float(torch.as_tensor(v).detach()) for k, v in out.items()}
+    codes = [verdict_code(verdict(floats, i + 1)) for i in range(model.k)]
+    for i, code in enumerate(codes):
+        floats[f"gen/verdict/h{i + 1}"] = float(code)
+    ratios = [invariance_ratio(floats, i + 1) for i in range(model.k)]
+    floats["gen/invariance_ratio_worst"] = min(ratios) if all(r == r for r in ratios) else math.nan
+    floats["gen/learned"] = float(sum(code >= 2 for code in codes))
+    floats["gen/closes"] = float(floats["gen/assoc_relative"] <= ASSOC_MAX) if model.k > 1 else math.nan
+    return floats
+
+
+def summarize(metrics: dict[str, float]) -> list[str]:
+    """One line per generator (verdict and the numbers it rests on) plus the group verdict: what
+    ``python -m symexp.discovery.evaluate RUN_DIR...`` prints from a run's results.json."""
+    k = sum(1 for key in metrics if key.startswith("gen/field_norm/h"))
+    lines = []
+    for i in range(1, k + 1):
+        lines.append(f"h{i}: {verdict(metrics, i)} | |v|/beta {metrics.get(f'gen/field_norm_ratio/h{i}', math.nan):.2f}, "
+                     f"invariance ratio (worse of isotropic, same-layer) {invariance_ratio(metrics, i):.1f}, "
+                     f"data dependence {metrics.get(f'gen/data_dependence/h{i}', math.nan):.2f}")
+    lines.append(f"group: {group_verdict(metrics, k)}")
+    return lines
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python -m symexp.discovery.evaluate RUN_DIR [RUN_DIR ...]")
+    for run_dir in sys.argv[1:]:
+        res = json.loads((Path(run_dir) / "results.json").read_text())
+        floats = {key: value for key, value in res["metrics"].items() if isinstance(value, float)}
+        print(f"{res['name']} ({run_dir})")
+        for line in summarize(floats):
+            print(f"  {line}")

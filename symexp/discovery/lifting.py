@@ -16,6 +16,7 @@ import torch
 
 from symexp.discovery.evaluate import integrate_flow, relative_change
 from symexp.discovery.targets import TwoLayer
+from symexp.stats import median
 
 BlockTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -51,7 +52,7 @@ def rescale_units(alpha: torch.Tensor) -> BlockTransform:
 
 
 def gl_data_action(g: torch.Tensor, sigma, sigma_inv) -> BlockTransform:
-    """REFERENCE.md's data-dependent GL action: W2' = W2 g^-1, W1' = sigma^-1(g sigma(W1 X)) X^+."""
+    """The data-dependent GL action of an invertible activation: W2' = W2 g^-1, W1' = sigma^-1(g sigma(W1 X)) X^+."""
     def fn(w1, w2, x):
         return sigma_inv(g @ sigma(w1 @ x)) @ torch.linalg.pinv(x), w2 @ torch.linalg.inv(g)
     return fn
@@ -105,11 +106,11 @@ def lifted_loss_changes(target, model, arclength: float, seed: int, n: int = 128
     out: dict[str, torch.Tensor] = {}
     with torch.enable_grad():
         transforms = [flow_transform(target, model, i, arclength, steps) for i in range(model.k)]
-        wider = [relative_change(base_w, wide_loss(*lift_wider(t, w1, w2, x, h))).median() for t in transforms]
-        deeper = [relative_change(base_d, deep_loss(lift_deeper(t, deep, x))).median() for t in transforms]
+        wider = [median(relative_change(base_w, wide_loss(*lift_wider(t, w1, w2, x, h)))) for t in transforms]
+        deeper = [median(relative_change(base_d, deep_loss(lift_deeper(t, deep, x)))) for t in transforms]
     rnd = random_transform(target, arclength, gen)
     out["gen/lift_wider"] = torch.stack(wider).max().detach()
-    out["gen/lift_wider_random"] = relative_change(base_w, wide_loss(*lift_wider(rnd, w1, w2, x, h))).median()
+    out["gen/lift_wider_random"] = median(relative_change(base_w, wide_loss(*lift_wider(rnd, w1, w2, x, h))))
     out["gen/lift_deeper"] = torch.stack(deeper).max().detach()
-    out["gen/lift_deeper_random"] = relative_change(base_d, deep_loss(lift_deeper(rnd, deep, x))).median()
+    out["gen/lift_deeper_random"] = median(relative_change(base_d, deep_loss(lift_deeper(rnd, deep, x))))
     return out

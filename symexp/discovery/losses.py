@@ -38,6 +38,11 @@ class ObjectiveConfig:
     # between the infinitesimal actions). With the MLP action distinct h can map to one field (measured:
     # gen_linear's 3 generators gave field independence 0.003), so "field" is what asks for k symmetries.
     orth_on: str = "h"
+    # Keep the search away from known symmetries (ours): add exclude_weight * mean |P v| / |v| with P the
+    # projection on the excluded families' span. Only "unseen" (moves a layer's input cannot see: the data
+    # null space, which the loss cannot see and the bilinear action finds first) is supported.
+    exclude: tuple[str, ...] = ()
+    exclude_weight: float = 0.0
 
 
 def directional_loss(target: TargetNet, theta, x, y, v) -> torch.Tensor:
@@ -80,10 +85,6 @@ def bracket_residuals(model: GeneratorModel, pairs, theta, x, fields, form: str)
     return out
 
 
-def bracket_residual(model: GeneratorModel, i: int, j: int, theta, x, fields, form: str) -> torch.Tensor:
-    return bracket_residuals(model, [(i, j)], theta, x, fields, form)[0]
-
-
 def regularizers(model: GeneratorModel, fields, beta: float, orth_on: str = "h") -> dict[str, torch.Tensor]:
     """Eq. 8 (infinitesimal action norm toward beta), Eq. 9 (|cos| between generators, or between their
     fields with orth_on="field"), Eq. 10 (L1 of h)."""
@@ -112,7 +113,19 @@ def infinitesimal_terms(model, target, theta, x, y, cfg: ObjectiveConfig) -> dic
     pairs = [(i, j) for i in range(model.k) for j in range(i + 1, model.k)]
     residuals = bracket_residuals(model, pairs, theta, x_flat, fields, cfg.assoc_form)
     assoc = torch.stack([r.mean() for r in residuals]).sum() if pairs else theta.new_zeros(())
-    return {"invariance": inv, "identity": ident, "assoc": assoc, **regularizers(model, fields, cfg.beta, cfg.orth_on)}
+    terms = {"invariance": inv, "identity": ident, "assoc": assoc, **regularizers(model, fields, cfg.beta, cfg.orth_on)}
+    if cfg.exclude:
+        terms["exclude"] = exclusion(target, theta, x, fields)
+    return terms
+
+
+EXCLUDABLE = ("unseen",)
+
+
+def exclusion(target: TargetNet, theta, x, fields) -> torch.Tensor:
+    """Mean over generators and samples of |P v| / |v|, P the projection on the data null space (unseen)."""
+    shares = [target.null_space_part(theta, x, f).norm(dim=-1) / f.norm(dim=-1).clamp_min(1e-8) for f in fields]
+    return torch.stack(shares).mean()
 
 
 def exponentiated_terms(model, target, theta, x, y, cfg: ObjectiveConfig) -> dict[str, torch.Tensor]:
@@ -132,7 +145,11 @@ def exponentiated_terms(model, target, theta, x, y, cfg: ObjectiveConfig) -> dic
             two_steps = model.act(g2, model.act(g1, theta, x_flat), x_flat)
             assoc.append((two_steps - model.act(g2 @ g1, theta, x_flat)).norm(dim=-1).mean())
     fields = model.fields(theta, x_flat)
-    return {"invariance": inv, "identity": ident, "assoc": torch.stack(assoc).mean(), **regularizers(model, fields, cfg.beta, cfg.orth_on)}
+    terms = {"invariance": inv, "identity": ident, "assoc": torch.stack(assoc).mean(),
+             **regularizers(model, fields, cfg.beta, cfg.orth_on)}
+    if cfg.exclude:
+        terms["exclude"] = exclusion(target, theta, x, fields)
+    return terms
 
 
 TERMS = ("invariance", "identity", "assoc", "norm", "orth", "sparse")
@@ -148,4 +165,6 @@ def objective(
     if step is not None and cfg.sparse_warmup > 0:
         gammas[5] *= min(1.0, step / cfg.sparse_warmup)
     total = sum(g * terms[name] for g, name in zip(gammas, TERMS))
+    if "exclude" in terms:
+        total = total + cfg.exclude_weight * terms["exclude"]
     return total, terms

@@ -36,9 +36,11 @@ def _heat(ax, mat: np.ndarray, labels: list[str], title: str, fontsize: int = 8)
     plt.colorbar(im, ax=ax, fraction=0.046)
 
 
-def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts: Sequence[str] = ()) -> Path:
+def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts: Sequence[str] = (),
+                    group: str = "") -> Path:
     """One row per generator: h_i, its vector field as a linear map, and (two parameters) the flow arrows.
-    ``verdicts`` (from evaluate.verdict) go under the row's first title."""
+    ``verdicts`` (from evaluate.verdict) go under the row's first title, ``group`` (evaluate.group_verdict)
+    above the figure."""
     h = model.h.detach().cpu().numpy()
     eff = effective.cpu().numpy()
     labels = target.param_labels()
@@ -61,6 +63,8 @@ def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts
             ax.set_xlabel(labels[0])
             ax.set_ylabel(labels[1])
             ax.set_title(f"learned flow of h{i + 1} (X = 1)", fontsize=7)
+    if group:
+        fig.suptitle(textwrap.fill(group, 100), fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -6,7 +6,7 @@ directions of the symmetries we know at (theta, X), against which ``gen/alignmen
 action:
   * ``gl``: identity activation, GL(h) acting as V -> g V, U -> U g^-1 (data-independent, linear in theta);
   * ``rescaling``: homogeneous activations (ReLU, leaky ReLU), positive rescaling of each hidden unit;
-  * ``gl_data``: invertible activations with k <= n_in data columns, REFERENCE.md's data-dependent GL(h)
+  * ``gl_data``: invertible activations with k <= n_in data columns, the data-dependent GL(h)
     action V' = sigma^-1(g sigma(V X)) X^+, U' = U g^-1;
   * ``unseen``: moves of a layer's weights orthogonal to its input (for W1 the null space of X^T when X
     has fewer columns than rows), which the loss cannot see.
@@ -115,6 +115,27 @@ class TargetNet:
         """(r, n, n) generators of a known linear, data-independent action, or None."""
         return None
 
+    def layer_inputs(self, theta: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Batched input of every weight matrix, {name: (B, cols, k)}: what the layer's output sees."""
+        raise NotImplementedError
+
+    def null_space_part(self, theta: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The part of directions v (B, n) that moves each layer's weights orthogonally to its input (the
+        ``unseen`` family, batched and differentiable in v): the task's exclusion penalty uses |P v| / |v|."""
+        inputs = self.layer_inputs(theta, x)
+        parts, i = [], 0
+        for name, shape in self.layout:
+            size = math.prod(shape)
+            w = v[:, i : i + size].reshape(-1, *shape)
+            z = inputs[name]
+            if z.shape[-1] >= z.shape[-2]:  # k >= cols: random inputs span R^cols, nothing is unseen
+                parts.append(torch.zeros_like(w).flatten(1))
+            else:
+                q = torch.linalg.qr(z.detach()).Q  # (B, cols, k) orthonormal columns of the input
+                parts.append((w - (w @ q) @ q.transpose(-1, -2)).flatten(1))
+            i += size
+        return torch.cat(parts, -1)
+
 
 class TwoLayer(TargetNet):
     """f = W2 sigma(W1 X): W1 (hidden x in_dim), W2 (out_dim x hidden), X (in_dim x k)."""
@@ -160,9 +181,13 @@ class TwoLayer(TargetNet):
             return torch.stack(gens)
         return None
 
+    def layer_inputs(self, theta, x):
+        p = self.unflatten(theta)
+        return {"W1": x, "W2": self.sigma(p["W1"] @ x)}
+
     def known_tangent_groups(self, theta, x):
         """``rescaling`` (homogeneous: positive rescaling of each hidden unit), ``gl`` (identity activation:
-        V -> g V, U -> U g^-1), ``gl_data`` (invertible activation, k <= in_dim: REFERENCE.md's data-dependent
+        V -> g V, U -> U g^-1), ``gl_data`` (invertible activation, k <= in_dim: the data-dependent
         GL(h) action to first order), ``unseen`` (moves of V or U orthogonal to their inputs X, sigma(V X))."""
         p = self.unflatten(theta)
         v, u = p["W1"], p["W2"]
@@ -196,6 +221,11 @@ class ThreeLayerTanhSkip(TargetNet):
         p = self.unflatten(theta)
         h1 = torch.tanh(p["W1"] @ x)
         return p["W3"] @ (torch.tanh(p["W2"] @ h1) + h1)
+
+    def layer_inputs(self, theta, x):
+        p = self.unflatten(theta)
+        h1 = torch.tanh(p["W1"] @ x)
+        return {"W1": x, "W2": h1, "W3": torch.tanh(p["W2"] @ h1) + h1}
 
     def known_tangent_groups(self, theta, x):
         """``unseen``: moves of each layer orthogonal to its input (X for W1, h1 for W2, tanh(W2 h1) + h1 for

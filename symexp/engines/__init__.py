@@ -8,9 +8,13 @@ as CUDA graphs and replayed (see graph.py; on CPU it runs the same step function
 ``graph_compiled`` is the same with forward + loss compiled by torch.compile (opt-in: never measured yet).
 """
 
+import logging
+
 from symexp.engines.autograd import AutogradEngine
 
-__all__ = ["AutogradEngine", "ENGINES", "build_engine"]
+__all__ = ["AutogradEngine", "ENGINES", "build_engine", "engine_info"]
+log = logging.getLogger("symexp")
+_warned: set[str] = set()
 
 ENGINES = ("auto", "autograd", "fused", "graph", "graph_compiled")
 
@@ -40,6 +44,35 @@ def build_engine(kind: str, model, optimizer, hooks=None):
             FusedEngine = None
         if FusedEngine is not None and FusedEngine.supports(model, optimizer, hooks):
             return FusedEngine(model, optimizer, hooks)
+        reason = _kernel_unavailable(model, optimizer, hooks)
         if kind == "fused":
-            raise ValueError("task.engine=fused: this model/optimizer/syre combination has no fused path")
+            raise ValueError("task.engine=fused: " + (f"the fused kernel is unavailable: {reason}" if reason else
+                             "this model/optimizer/syre combination has no fused path"))
+        if reason:
+            if reason not in _warned:  # once per process: a sweep's jobs share the cause
+                _warned.add(reason)
+                log.warning("task.engine=auto: the fused kernel is unavailable (%s); training with autograd, "
+                            "about 10x slower. Install a C compiler (or set CC) for the fast path.", reason)
+            engine = AutogradEngine(model, optimizer, hooks)
+            engine.fallback = f"fused kernel unavailable: {reason}"
+            return engine
     return AutogradEngine(model, optimizer, hooks)
+
+
+def _kernel_unavailable(model, optimizer, hooks) -> str | None:
+    """Why the fused path is off for a combination it supports (no compiler, build failure), else None."""
+    try:
+        from symexp.engines.fused import FusedEngine, build_error
+    except ImportError as exc:
+        return f"cannot import the fused engine: {exc}"
+    if not FusedEngine.supports(model, optimizer, hooks, check_kernel=False):
+        return None
+    err = build_error()
+    return str(err).splitlines()[0] if err is not None else None
+
+
+def engine_info(engine) -> dict:
+    """results.json env.engine: which engine ran (the ISA for the fused one, the reason for a fallback)."""
+    if hasattr(engine, "info"):
+        return engine.info()
+    return {"name": type(engine).__name__.removesuffix("Engine").lower()}

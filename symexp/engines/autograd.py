@@ -31,6 +31,10 @@ class AutogradEngine:
             losses[:, s] = loss.detach()[:, 0]
         return losses
 
+    def info(self) -> dict:
+        """What ran, for results.json env.engine (``fallback``: why the fused kernel did not)."""
+        return {"name": "autograd", "fallback": getattr(self, "fallback", None)}
+
     def state_dict(self) -> dict:
         return {}
 

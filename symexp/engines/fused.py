@@ -558,7 +558,8 @@ class FusedEngine:
         self.kernel = kernel()
 
     @staticmethod
-    def supports(model, optimizer, hooks=None) -> bool:
+    def supports(model, optimizer, hooks=None, check_kernel: bool = True) -> bool:
+        """Whether the fused path applies (``check_kernel=False``: the combination alone, kernel aside)."""
         if os.environ.get("SYMEXP_FUSED_DISABLE", "") not in ("", "0"):
             return False
         lay = _layout(model)
@@ -580,7 +581,7 @@ class FusedEngine:
                 return False
         if hooks is not None and getattr(hooks, "fused_compatible", False) is not True:
             return False
-        return kernel() is not None
+        return not check_kernel or kernel() is not None
 
     def _state(self, p: torch.Tensor) -> dict:
         st = self.optimizer.state[p]
@@ -645,12 +646,20 @@ class FusedEngine:
         )
         if rc != 0:
             raise RuntimeError(f"fused kernel failed (code {rc})")
+        # The kernel stepped the optimizer without optimizer.step(): set the flag torch's LR schedulers read
+        # (their wrapper of optimizer.step sets it), else the first scheduler.step() warns falsely that it
+        # ran before any optimizer step.
+        self.optimizer._opt_called = True
         for st in states:
             if isinstance(st["step"], torch.Tensor):
                 st["step"].add_(S)
             else:
                 st["step"] = st["step"] + S
         return losses if y.dtype == torch.float32 else losses.to(y.dtype)
+
+    def info(self) -> dict:
+        """What ran, for results.json env.engine."""
+        return {"name": "fused", "isa": _isa()}
 
     def state_dict(self) -> dict:
         return {}

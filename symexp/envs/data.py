@@ -15,6 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from symexp.data.sampling import quiet_generator
 from symexp.envs import require_gymnasium
 
 
@@ -96,4 +97,4 @@ class ContinualEnvData(L.LightningDataModule):
 
     # ---------------------------------------------------------------- Lightning plumbing
     def train_dataloader(self):
-        return torch.utils.data.DataLoader(range(self.iterations_per_epoch), batch_size=None)
+        return torch.utils.data.DataLoader(range(self.iterations_per_epoch), batch_size=None, generator=quiet_generator())

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from symexp.seeding import generator
+from symexp.stats import median
 from symexp.symmetry import rank as R
 
 
@@ -208,8 +209,8 @@ class RidgeSweep(nn.Module):
         test, test_cf, n = self._last
         ratio = torch.tensor(self.dims, dtype=torch.float64) / n
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.plot(ratio, test.median(0).values, "o-", label="trained (median over members)")
-        ax.plot(ratio, test_cf.median(0).values, "k--", label="closed form")
+        ax.plot(ratio, median(test, 0), "o-", label="trained (median over members)")
+        ax.plot(ratio, median(test_cf, 0), "k--", label="closed form")
         ax.set_yscale("log")
         ax.set_xlabel("d / N")
         ax.set_ylabel("test MSE")

@@ -1,7 +1,9 @@
 """RF-LR, the random-feature low-rank network of seed 000, section 2.
 
 Block l: u = sigma(A z + b) with A (W x r_{l-1}) and b frozen random features, z = B u with B (r_l x W)
-trained. r_0 = d, r_L = 1 and hidden bottlenecks of rank r. ``depth`` counts the hidden bottlenecks
+trained. r_0 = d, r_L = 1 and hidden bottlenecks of rank r. ``first_scale`` / ``hidden_scale`` multiply
+the frozen A of the first / later blocks (1 = nn.Linear's U(+-1/sqrt(fan_in)); sqrt(fan_in) = U(+-1)
+features whose scale grows with the bottleneck's width). ``depth`` counts the hidden bottlenecks
 (the partial functions live there), so the network has depth + 1 blocks: seed 000's rank-10 depth-1
 runs have 10 partials, which only this reading allows. Init follows MMNN (nn.Linear defaults).
 """
@@ -28,6 +30,7 @@ class RFLR(nn.Module):
         activation: str = "relu",
         mixer_bias: bool = False,
         first_scale: float = 1.0,
+        hidden_scale: float = 1.0,
         seeds: Sequence[int] = (0,),
     ) -> None:
         super().__init__()
@@ -43,7 +46,7 @@ class RFLR(nn.Module):
         self.biases = nn.ParameterList() if mixer_bias else None
         for l in range(depth + 1):
             r_in, r_out = self.dims[l], self.dims[l + 1]
-            scale = first_scale if l == 0 else 1.0
+            scale = first_scale if l == 0 else hidden_scale
             self.register_buffer(f"A{l}", uniform_fan_in(gens, (width, r_in), r_in, scale))
             self.register_buffer(f"b{l}", uniform_fan_in(gens, (width,), r_in))
             self.mixers.append(nn.Parameter(uniform_fan_in(gens, (r_out, width), width)))

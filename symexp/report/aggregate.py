@@ -8,7 +8,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling")
+ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling",
+            "partials")
 
 
 def _config_fields(cfg: dict | None) -> dict:
@@ -22,19 +23,39 @@ def _config_fields(cfg: dict | None) -> dict:
         "width": model.get("width"),
         "depth": model.get("depth"),
         "sampling": data.get("sampling"),
+        # which MLP features are its partials; runs from before the knob existed read post-activation
+        "partials": (model.get("partials") or "post") if target.endswith(".MLP") else None,
         "syre_variant": _syre_variant(cfg.get("syre")) if "syre" in cfg else None,
+        "weight_decay": _weight_decay(cfg),
+        "dropout": model.get("dropout"),
     }
 
 
+def _weight_decay(cfg: dict) -> float | None:
+    """The decay strength the run trained with: syre.weight_decay when a static-bias syre sets it (it
+    overwrites the optimizer's), else task.optimizer.weight_decay; None when the config has neither."""
+    syre = cfg.get("syre") or {}
+    if str(syre.get("_target_", "")).endswith("StaticBias") and syre.get("weight_decay") is not None:
+        return float(syre["weight_decay"])
+    wd = ((cfg.get("task") or {}).get("optimizer") or {}).get("weight_decay")
+    return None if wd is None else float(wd)
+
+
 def _syre_variant(syre: dict | None) -> str:
-    """The syre option a config used (off / static_bias / offset / advanced / wfix / sigma_asym)."""
-    target = str((syre or {}).get("_target_", "")).rsplit(".", 1)[-1]
+    """The syre option a config used (off / static_bias / offset / advanced / perturb_only / anchor_only /
+    wfix / sigma_asym)."""
+    syre = syre or {}
+    target = str(syre.get("_target_", "")).rsplit(".", 1)[-1]
     if not target:
         return "off"
     if target == "StaticBias":
-        if (syre or {}).get("form") == "offset":
+        if syre.get("form") == "offset":
             return "offset"
-        return "advanced" if float((syre or {}).get("sigma_D") or 0) > 0 else "static_bias"
+        if float(syre.get("sigma_D") or 0) > 0:
+            return "advanced"
+        if syre.get("anchor") is False:
+            return "perturb_only"
+        return "anchor_only" if syre.get("shift_init") is False else "static_bias"
     return {"WFix": "wfix", "SigmaAsym": "sigma_asym", "Off": "off"}.get(target, target)
 
 

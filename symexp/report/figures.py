@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from symexp.plots import save_figure  # noqa: E402
+from symexp.stats import median_of  # noqa: E402
 
 REGIME_COLOURS = {
     "partial-symmetric": "tab:green", "output-only": "tab:red", "intermediate": "tab:orange",
@@ -78,7 +79,7 @@ def figure4(rows: list[dict], path: Path, mse_max: float = 5e-3) -> Path | None:
             x = i + (j - (len(samplings) - 1) / 2) * width
             ax.scatter(np.full(len(vals), x) + np.random.default_rng(0).uniform(-0.05, 0.05, len(vals)), vals,
                        s=14, alpha=0.7, color=f"C{j}", label=smp if i == 0 or fam == fams[0] else None)
-            ax.hlines(np.median(vals), x - width / 2.5, x + width / 2.5, color="k")
+            ax.hlines(median_of(vals), x - width / 2.5, x + width / 2.5, color="k")
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
     ax.legend(uniq.values(), uniq.keys(), fontsize=8)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from symexp.plots import save_figure  # noqa: E402
 from symexp.report.figures import _f  # noqa: E402
+from symexp.stats import median_of  # noqa: E402
 
 COLOURS = {"off": "tab:blue", "static_bias": "tab:red", "wfix": "tab:green", "advanced": "tab:purple",
-           "offset": "tab:pink", "sigma_asym": "tab:brown"}
+           "offset": "tab:pink", "sigma_asym": "tab:brown", "perturb_only": "tab:olive", "anchor_only": "tab:cyan"}
 # name -> metrics drawn against the swept numeric override
 LINE_METRICS = {
     "syre_teacher_student": ("rank/covariance_rank/hidden", "test/loss"),
@@ -36,24 +36,28 @@ def _overrides(r: dict) -> dict[str, str]:
 
 
 def _variant(r: dict) -> str:
-    return _overrides(r).get("syre") or str(r.get("syre_variant") or "preset")
+    """The syre option, read from the resolved config (the command line may not name it)."""
+    return str(r.get("syre_variant") or _overrides(r).get("syre") or "preset")
 
 
 def _median(vals: list) -> float:
-    vals = [v for v in (_f(x) for x in vals) if not math.isnan(v)]
-    return statistics.median(vals) if vals else math.nan
+    m = median_of(vals)
+    return math.nan if m is None else m
 
 
 def _method(r: dict) -> str:
-    """Fig. 4's method of a symbench job: syre, weight decay, W-fix, dropout or vanilla GD."""
-    o, v = _overrides(r), _variant(r)
-    if v == "wfix" or "syre.fraction" in o:
+    """Fig. 4's method of a symbench job: syre, weight decay, W-fix, dropout or vanilla GD, from the resolved
+    config (weight decay set by the preset is weight decay, though no override names it)."""
+    v = _variant(r)
+    if v == "wfix":
         return "W-fix"
-    if v == "static_bias":
+    if v in ("static_bias", "advanced", "offset"):
         return "syre"
-    if _f(o.get("model.dropout", 0)) > 0:
+    if v in ("perturb_only", "anchor_only"):
+        return v.replace("_", " ")
+    if _f(r.get("dropout") or 0) > 0:
         return "dropout"
-    if _f(o.get("task.optimizer.weight_decay", 0)) > 0:
+    if _f(r.get("weight_decay") or 0) > 0:
         return "weight decay"
     return "vanilla"
 
@@ -63,7 +67,7 @@ def symbench_figure(rows: list[dict], path: Path) -> Path | None:
     if not rs:
         return None
     colours = {"syre": "tab:red", "weight decay": "tab:orange", "W-fix": "tab:green", "dropout": "tab:purple",
-               "vanilla": "tab:blue"}
+               "vanilla": "tab:blue", "perturb only": "tab:olive", "anchor only": "tab:cyan"}
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
     for ax, structure in zip(axes[0], ("unstructured", "structured")):
         sel = [r for r in rs if _overrides(r).get("model.structure", "unstructured") == structure]
@@ -147,8 +151,8 @@ def ridge_figure(rows: list[dict], path: Path) -> Path | None:
         return None
     series: dict[str, list[dict]] = defaultdict(list)
     for r in rs:
-        wd = _overrides(r).get("task.optimizer.weight_decay", "preset")
-        series[f"{_variant(r)} wd={wd}"].append(r)
+        wd = r.get("weight_decay")
+        series[f"{_variant(r)} wd={'?' if wd is None else f'{_f(wd):g}'}"].append(r)
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     for label, group in sorted(series.items()):
         no_decay = _f(label.rsplit("wd=", 1)[1]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from symexp.stats import median as midpoint_median
 from symexp.symmetry.metrics import Metric, Result
 
 
@@ -14,7 +15,7 @@ def median(value) -> float | str:
         return max(set(value), key=value.count) if value else ""
     t = torch.as_tensor(value, dtype=torch.float64).flatten()
     finite = t[torch.isfinite(t)]
-    return float(finite.median()) if finite.numel() else float("nan")
+    return float(midpoint_median(finite))
 
 
 class SymmetryMetrics(L.Callback):

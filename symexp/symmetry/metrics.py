@@ -13,9 +13,22 @@ from collections.abc import Sequence
 import torch
 
 from symexp.data.transforms import transform
+from symexp.stats import median
 from symexp.symmetry.bounds import mirror_assignment, prop1_terms
-from symexp.symmetry.defects import active_partials, masked_median_max, partial_defects, relative_defect
-from symexp.symmetry.mirror import mirror_correlation, mirror_mismatch, nearest_mirrors
+from symexp.symmetry.defects import (
+    active_partials,
+    masked_median_max,
+    partial_defects,
+    pooled_defect,
+    relative_defect,
+)
+from symexp.symmetry.mirror import (
+    mirror_correlation,
+    mirror_correlation_centred,
+    mirror_mismatch,
+    mirror_null,
+    nearest_mirrors,
+)
 from symexp.symmetry.regime import classify
 
 Result = dict[str, "torch.Tensor | list[str]"]
@@ -68,8 +81,11 @@ class OutputDefect(Metric):
 
 
 class PartialDefect(Metric):
-    """sym/partial_defect: median over active partials of the last hidden block; also the max and one
-    median per block (sym/partial_defect/block<l>)."""
+    """sym/partial_defect: median over the active partials of the last hidden block; beside it the max,
+    the pooled defect (sym/partial_defect_pooled: the active partials as one vector function) and the
+    number of active partials, and all of them per block (sym/partial_defect/block<l>,
+    sym/partial_defect_pooled/block<l>, sym/active_partials/block<l>). Blocks are numbered from 1, or
+    by the model's ``partial_blocks`` (the hidden layers it reads) when it has them."""
 
     def __init__(
         self,
@@ -89,32 +105,44 @@ class PartialDefect(Metric):
         _, parts = task.model(_expand(grid, task.members), return_partials=True)
         if not parts:
             nan = torch.full((task.members,), math.nan)
-            return {"sym/partial_defect": nan, "sym/partial_defect_max": nan}
+            return {"sym/partial_defect": nan, "sym/partial_defect_max": nan, "sym/partial_defect_pooled": nan}
+        names = list(getattr(task.model, "partial_blocks", None) or range(1, len(parts) + 1))
         blocks_t = {n: task.model(_expand(t(grid), task.members), return_partials=True)[1] for n, t in ts.items()}
         out: Result = {}
         for l, p in enumerate(parts):
             active = active_partials(p, self.tau)
             d = torch.stack([partial_defects(p, blocks_t[n][l], self.eps) for n in ts]).amax(0)
+            pooled = torch.stack([pooled_defect(p, blocks_t[n][l], active, self.eps) for n in ts]).amax(0)
             med, mx = masked_median_max(d, active)
-            out[f"sym/partial_defect/block{l + 1}"] = med
+            count = active.sum(-1).float()
+            block = names[l]
+            out[f"sym/partial_defect/block{block}"] = med
+            out[f"sym/partial_defect_pooled/block{block}"] = pooled
+            out[f"sym/active_partials/block{block}"] = count
             if l == len(parts) - 1:
                 out["sym/partial_defect"], out["sym/partial_defect_max"] = med, mx
-                out["sym/active_partials"] = active.sum(-1).float()
+                out["sym/partial_defect_pooled"], out["sym/active_partials"] = pooled, count
         return out
 
 
 class MirrorPairs(Metric):
-    """sym/mirror_mismatch, sym/mirror_corr, sym/mirror_distance: nearest-mirror diagnostics of the
-    first-layer atoms and their outgoing coefficients."""
+    """sym/mirror_mismatch, sym/mirror_corr, sym/mirror_corr_centred, sym/mirror_distance: nearest-mirror
+    diagnostics of the first-layer atoms and their outgoing coefficients, each beside its null level
+    (``*_null``: the same statistic for random pairings of the atoms)."""
 
     @torch.no_grad()
     def __call__(self, task, computed):
         a, b, c = task.model.first_layer()
         idx, dist = nearest_mirrors(a, b)
+        null = mirror_null(c)
         return {
             "sym/mirror_mismatch": mirror_mismatch(c, idx),
+            "sym/mirror_mismatch_null": null["mismatch"],
             "sym/mirror_corr": mirror_correlation(c, idx),
-            "sym/mirror_distance": dist.median(-1).values,
+            "sym/mirror_corr_null": null["corr"],
+            "sym/mirror_corr_centred": mirror_correlation_centred(c, idx),
+            "sym/mirror_corr_centred_null": null["corr_centred"],
+            "sym/mirror_distance": median(dist, -1),
         }
 
 

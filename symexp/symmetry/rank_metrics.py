@@ -3,8 +3,8 @@ captured with forward hooks on one evaluation batch and logged under rank/<measu
 
 The evaluation batch is ``task.eval_inputs()`` when the task has it, else ``datamodule.x_val``. Layers
 are submodule names of ``task.model`` (``model.get_submodule``); their outputs are (n, units),
-(K, n, units) for ensembles, or conv maps (n, C, ...) whose channels are the units (spatial positions
-become samples)."""
+(K, n, units) for ensembles, or conv maps (n, C, ...) flattened to (n, C*H*W) as everywhere in symexp
+(symexp.symmetry.rank.feature_matrix)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ from symexp.symmetry.metrics import Metric
 
 
 def _as_features(out: torch.Tensor, members: int) -> torch.Tensor:
+    """(K, n, units) for an ensemble's stacked output, else one member's samples x units matrix."""
     if out.dim() == 3 and out.shape[0] == members:
         return out
-    if out.dim() >= 3:  # conv map (n, C, ...): channels are units
-        out = out.transpose(1, -1).reshape(-1, out.shape[1])
-    return out[None]
+    return R.feature_matrix(out)[None]
 
 
 def capture(task, layers: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -52,7 +51,7 @@ class RankMetrics(Metric):
     MEASURES = ("covariance_rank", "low_rankness", "effective_rank", "approximate_rank", "abs_approximate_rank",
                 "dead_units")
 
-    def __init__(self, layers: Sequence[str], measures: Sequence[str] = MEASURES, tol: float = 1e-4,
+    def __init__(self, layers: Sequence[str], measures: Sequence[str] = MEASURES, tol: float = R.COV_TOL,
                  relative: bool = False, threshold: float = 0.99, every_n_epochs: int = 0) -> None:
         super().__init__(every_n_epochs)
         bad = [m for m in measures if m not in self.MEASURES]

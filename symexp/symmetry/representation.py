@@ -1,11 +1,10 @@
 """Representation ranks at named layers and the NTK rank (seed 002 Figs. 5, 8, 9, 11, 12, 14; Table 1).
 
-Pure functions of tensors plus forward-hook capture by module name, and the metric-group adapters
-``RepresentationRank`` and ``NTKRank``. Seed 002 measures "the rank of the covariance matrix" of a
-layer's output on a batch (1000 samples; 512 for ViT) after setting eigenvalues below a tolerance
-(1e-4; 1e-6 for the VAE) to zero, and the low-rankness of SimCLR features as the fraction of eigenvalues
-below 1e-5: ``covariance_rank`` and ``low_rankness``. The singular-value ranks of REFERENCE.md
-(effective, approximate) come from symexp.symmetry.rank.
+Forward-hook capture by module name, the NTK rank and the metric-group adapters ``RepresentationRank``
+and ``NTKRank``. The rank measures themselves (covariance rank, low-rankness, effective rank; one
+implementation, one default tolerance ``rank.COV_TOL`` = 1e-4) live in symexp.symmetry.rank; seed 002's
+figures that use another tolerance (1e-6 for the VAE, 1e-5 for SimCLR's low-rankness) pass it from their
+task config.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from symexp.symmetry.metrics import Metric
 
 # ---------------------------------------------------------------------------------------------- capture
 def capture(model: nn.Module, x: torch.Tensor, layers: Sequence[str], call=None) -> dict[str, torch.Tensor]:
-    """Outputs of the named submodules on x, each flattened to (N, features). ``call`` replaces
+    """Outputs of the named submodules on x as (N, features) matrices (rank.feature_matrix: a conv map's
+    C*H*W activations are its units). ``call`` replaces
     model(x) (e.g. ``model.encode``); modules are found with model.get_submodule."""
     found: dict[str, torch.Tensor] = {}
     handles = []
@@ -35,7 +35,7 @@ def capture(model: nn.Module, x: torch.Tensor, layers: Sequence[str], call=None)
 
         def hook(_m, _inp, out, name=name):
             out = out[0] if isinstance(out, tuple) else out
-            found[name] = out.detach().flatten(1).float()
+            found[name] = rank.feature_matrix(out.detach()).float()
 
         handles.append(module.register_forward_hook(hook))
     try:
@@ -47,32 +47,13 @@ def capture(model: nn.Module, x: torch.Tensor, layers: Sequence[str], call=None)
     return found
 
 
-def covariance_eigenvalues(features: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues (descending) of the centred covariance of one (n, units) feature matrix."""
-    return rank.covariance_eigenvalues(features)[0]
-
-
-def covariance_rank(features: torch.Tensor, tol: float = 1e-4) -> int:
-    """Covariance eigenvalues above tol (seed 002 sets smaller ones to zero), as a Python int."""
-    return int(rank.covariance_rank(features, tol)[0])
-
-
-def low_rankness(features: torch.Tensor, tol: float = 1e-5) -> float:
-    """Fraction of the feature dimensions whose covariance eigenvalue is below tol (seed 002 Table 1)."""
-    return float(rank.low_rankness(features, tol)[0])
-
-
-def effective_rank(features: torch.Tensor) -> float:
-    """exp(entropy of the normalised singular values) of the samples x units matrix (REFERENCE.md)."""
-    return float(rank.effective_rank(features)[0])
-
-
-def layer_ranks(features: Mapping[str, torch.Tensor], tol: float = 1e-4, prefix: str = "rank") -> dict[str, float]:
+def layer_ranks(features: Mapping[str, torch.Tensor], tol: float = rank.COV_TOL,
+                prefix: str = "rank") -> dict[str, float]:
     """rank/<layer>/cov_rank, /effective_rank, /dims for every captured layer."""
     out = {}
     for name, f in features.items():
-        out[f"{prefix}/{name}/cov_rank"] = float(covariance_rank(f, tol))
-        out[f"{prefix}/{name}/effective_rank"] = effective_rank(f)
+        out[f"{prefix}/{name}/cov_rank"] = float(rank.covariance_rank(f, tol))
+        out[f"{prefix}/{name}/effective_rank"] = float(rank.effective_rank(f))
         out[f"{prefix}/{name}/dims"] = float(f.shape[1])
     return out
 
@@ -121,7 +102,8 @@ def permutation_rank_bound(model: nn.Module) -> float:
     """Propositions 2-3 upper bound for an IdenticalNeuronsNet: P - (in + out [+ 1 bias]) per neuron that
     duplicates another (the permutation-symmetric subspace it is stuck in)."""
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    distinct = model.distinct_neurons() if hasattr(model, "distinct_neurons") else getattr(model, "width", 0)
+    # exact copies only: the bound counts neurons inside the permutation-symmetric subspace
+    distinct = model.distinct_neurons(rtol=1e-6) if hasattr(model, "distinct_neurons") else getattr(model, "width", 0)
     hidden = model.hidden
     per_neuron = hidden.in_features + model.out.out_features + (1 if hidden.bias is not None else 0)
     return float(total - (model.width - distinct) * per_neuron)
@@ -136,7 +118,7 @@ class RepresentationRank(Metric):
     """rank/<alias>/cov_rank and rank/<alias>/effective_rank of named layers on n fixed test inputs.
     ``layers``: a list of module names, or a mapping alias -> module name."""
 
-    def __init__(self, layers: Sequence[str] | Mapping[str, str], n_samples: int = 1000, tol: float = 1e-4,
+    def __init__(self, layers: Sequence[str] | Mapping[str, str], n_samples: int = 1000, tol: float = rank.COV_TOL,
                  every_n_epochs: int = 0) -> None:
         super().__init__(every_n_epochs)
         if tol < 0 or n_samples <= 0:

@@ -7,7 +7,10 @@ budget implies. Symmetry metrics from the metric group are applied by symexp.sym
 Symmetry removal (the syre group) plugs in through three hooks on the syre object: ``configure(model,
 optimizer)`` once the optimizer exists, ``before_step(model, optimizer)`` after the gradients are in
 and ``after_step(model, optimizer)`` after every optimizer step. Under automatic optimisation this base
-class calls them; manual-optimisation tasks call ``self.syre_before_step`` / ``self.syre_after_step``.
+class calls them, before_step *after* Lightning's gradient clipping (``trainer.gradient_clip_val``), so
+the clip acts on the loss gradient alone, as in l(theta + theta0) + gamma |theta|^2 where the decay is
+the optimizer's; manual-optimisation tasks call ``self.syre_before_step`` / ``self.syre_after_step``
+after their own clipping.
 """
 
 from __future__ import annotations
@@ -52,9 +55,11 @@ class SymexpTask(L.LightningModule):
         if self.syre is not None:
             self.syre.after_step(self.model, getattr(optimizer, "optimizer", optimizer))
 
-    def on_before_optimizer_step(self, optimizer) -> None:
-        if self.automatic_optimization:
-            self.syre_before_step(optimizer)
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning calls this after ``on_before_optimizer_step`` (automatic optimisation only): clip the
+        loss gradient first, then add syre's anchor term so that the clip never scales it."""
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        self.syre_before_step(optimizer)
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
@@ -81,6 +86,19 @@ class SymexpTask(L.LightningModule):
     def trainer_defaults(self) -> dict:
         """Trainer kwargs implied by the task's own budget (cfg.trainer entries override them)."""
         return {}
+
+    def headline_metrics(self) -> tuple[str, ...] | None:
+        """fnmatch patterns of the summary keys the end-of-run table shows (None: test/*, symmetry defects,
+        regime)."""
+        return None
+
+    def progress(self) -> tuple[str, int, int] | None:
+        """(unit, done, total) of the task's own budget for plain progress lines (None: Lightning's epochs)."""
+        return None
+
+    def engine_info(self) -> dict | None:
+        """Which training engine ran, for results.json env.engine (None: Lightning's own loop)."""
+        return None
 
     def member_status(self) -> list[str]:
         """'ok' or 'diverged' for every member."""

@@ -16,13 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from symexp.data.augment import crop_flip
-from symexp.symmetry.representation import (
-    capture,
-    covariance_eigenvalues,
-    layer_ranks,
-    ntk_ranks,
-    permutation_rank_bound,
-)
+from symexp.symmetry.rank import covariance_eigenvalues
+from symexp.symmetry.representation import capture, layer_ranks, ntk_ranks, permutation_rank_bound
 from symexp.tasks.base import SymexpTask
 
 
@@ -168,6 +163,7 @@ class ClassificationTask(SymexpTask):
         out = layer_ranks(self.tracked_features(), self.rank_tol)
         if hasattr(self.model, "distinct_neurons"):
             out["sym/distinct_neurons"] = float(self.model.distinct_neurons())
+            out["sym/nearest_neuron_distance"] = self.model.nearest_neuron_distance()
         if ntk:
             x, y = self.datamodule.split("test")
             r = ntk_ranks(self.model, x[: self.ntk_samples].to(self.device), y[: self.ntk_samples].to(self.device), self.ntk_tol)
@@ -199,7 +195,7 @@ class ClassificationTask(SymexpTask):
         figs = {"training": plot_training(self.loss_history, self.epoch_history, fig_dir / "training.png")}
         feats = self.tracked_features()
         if feats:
-            spectra = {alias: covariance_eigenvalues(f).cpu() for alias, f in feats.items()}
+            spectra = {alias: covariance_eigenvalues(f)[0].cpu() for alias, f in feats.items()}
             figs["spectrum"] = plot_spectra(spectra, self.rank_tol, fig_dir / "spectrum.png")
         return figs
 

@@ -9,6 +9,7 @@ vector field.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,9 +19,16 @@ import torch
 from symexp.discovery import evaluate as ev
 from symexp.discovery.action import GeneratorModel
 from symexp.discovery.data import GeneratorData
-from symexp.discovery.losses import DATA_DEPENDENT_GAMMAS, DATA_INDEPENDENT_GAMMAS, ObjectiveConfig, objective
+from symexp.discovery.losses import (
+    DATA_DEPENDENT_GAMMAS,
+    DATA_INDEPENDENT_GAMMAS,
+    EXCLUDABLE,
+    ObjectiveConfig,
+    objective,
+)
 from symexp.tasks.base import SymexpTask
 
+log = logging.getLogger(__name__)
 GAMMA_PRESETS = {"data_independent": DATA_INDEPENDENT_GAMMAS, "data_dependent": DATA_DEPENDENT_GAMMAS}
 
 
@@ -41,6 +49,8 @@ class GeneratorTask(SymexpTask):
         sparse_warmup: int = 1000,
         normalize_invariance: bool = True,
         orth_on: str = "h",
+        exclude: Sequence[str] = (),
+        exclude_weight: float = 10.0,
         flow_arclength: float = 0.5,
         flow_steps: int = 20,
         n_align: int = 128,
@@ -60,6 +70,12 @@ class GeneratorTask(SymexpTask):
             raise ValueError(f"task.orth_on: choose h or field, got {orth_on!r}")
         if assoc_form not in ("bracket", "paper"):
             raise ValueError(f"task.assoc_form: choose bracket or paper, got {assoc_form!r}")
+        exclude = tuple(exclude or ())
+        for name in exclude:
+            if name not in EXCLUDABLE:
+                raise ValueError(f"task.exclude: can exclude {list(EXCLUDABLE)} only, got {name!r}")
+        if exclude and not exclude_weight > 0:
+            raise ValueError(f"task.exclude_weight: must be positive when task.exclude is set, got {exclude_weight}")
         if isinstance(gammas, str):
             if gammas not in GAMMA_PRESETS:
                 raise ValueError(f"task.gammas: unknown preset {gammas!r}; choose {sorted(GAMMA_PRESETS)} or 6 numbers")
@@ -71,7 +87,7 @@ class GeneratorTask(SymexpTask):
         model.build(self.target.n_params, self.target.x_size)
         self.cfg = ObjectiveConfig(gammas=gammas, beta=beta, objective=objective, assoc_form=assoc_form, t_max=t_max,
                                   sparse_warmup=sparse_warmup, normalize_invariance=normalize_invariance,
-                                  orth_on=orth_on)
+                                  orth_on=orth_on, exclude=exclude, exclude_weight=float(exclude_weight))
         self.optimizer_factory = optimizer
         self.steps, self.lr_decay, self.lr_decay_every = steps, lr_decay, lr_decay_every
         self.flow_arclength, self.flow_steps, self.n_align, self.lift = flow_arclength, flow_steps, n_align, lift
@@ -88,6 +104,9 @@ class GeneratorTask(SymexpTask):
         sched = torch.optim.lr_scheduler.StepLR(opt, self.lr_decay_every, self.lr_decay)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("gen/alignment", "gen/alignment/h*", "gen/invariance_learned/h*", "gen/lift_wider", "gen/lift_deeper")
+
     def trainer_defaults(self) -> dict:
         return {"max_steps": self.steps, "max_epochs": -1, "num_sanity_val_steps": 0, "limit_val_batches": 0,
                 "log_every_n_steps": 50}
@@ -103,36 +122,13 @@ class GeneratorTask(SymexpTask):
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self) -> dict[str, torch.Tensor]:
         theta, x, y = (t.to(self.device) for t in self.datamodule.eval_set)
-        gen = torch.Generator().manual_seed(self.seeds[0] + 777)
-        inv = ev.invariance_errors(self.target, self.model, theta, x, y, gen)
-        flow_learned, flow_random = ev.finite_flow(self.target, self.model, theta, x, y, self.flow_arclength, gen,
-                                                   self.flow_steps)
-        out = {
-            "gen/invariance_learned": inv["learned"].max(),
-            "gen/invariance_random": inv["random"],
-            "gen/invariance_ratio": inv["ratio"],
-            "gen/identity": ev.identity_residual(self.model, theta, x),
-            "gen/assoc": ev.assoc_residual(self.model, theta, x),
-            "gen/flow_loss_change": flow_learned.max(),
-            "gen/flow_loss_change_random": flow_random,
-            "gen/flow_ratio": flow_random / flow_learned.max().clamp_min(1e-30),
-            "gen/h_alignment": ev.generator_alignment(self.target, self.model),
-            "gen/field_independence": ev.field_independence(self.model, theta, x),
-        }
-        out.update(ev.alignment_report(self.target, self.model, theta[: self.n_align], x[: self.n_align]))
-        dep = ev.data_dependence(self.model, theta, x, gen)
+        out = ev.report(self.target, self.model, theta, x, y, beta=self.cfg.beta, seed=self.seeds[0],
+                        arclength=self.flow_arclength, flow_steps=self.flow_steps, n_align=self.n_align,
+                        lift=self.lift)
         for i in range(self.model.k):
-            out[f"gen/invariance_learned/h{i + 1}"] = inv["learned"][i]
-            out[f"gen/invariance_same_layers_random/h{i + 1}"] = inv["same_layers"][i]
-            out[f"gen/invariance_same_layers_ratio/h{i + 1}"] = inv["same_layers"][i] / inv["learned"][i].clamp_min(1e-30)
-            out[f"gen/flow_loss_change/h{i + 1}"] = flow_learned[i]
-            out[f"gen/data_dependence/h{i + 1}"] = dep[i]
-        if self.lift:
-            from symexp.discovery.lifting import lifted_loss_changes
-
-            out.update(lifted_loss_changes(self.target, self.model, self.flow_arclength, self.seeds[0],
-                                           steps=self.flow_steps))
-        return {k: torch.as_tensor(v, dtype=torch.float32).detach().cpu().reshape(1) for k, v in out.items()}
+            log.info("h%d: %s", i + 1, ev.verdict(out, i + 1))
+        log.info("group: %s", ev.group_verdict(out, self.model.k))
+        return {k: torch.tensor([v], dtype=torch.float32) for k, v in out.items()}
 
     def final_metrics(self) -> dict[str, torch.Tensor]:
         if self._final is None:
@@ -148,7 +144,8 @@ class GeneratorTask(SymexpTask):
             eff = ev.effective_generators(self.model, theta, x).detach()
         metrics = {k: float(v) for k, v in self.final_metrics().items()}
         verdicts = [ev.verdict(metrics, i + 1) for i in range(self.model.k)]
-        path = plot_generators(self.target, self.model, eff, fig_dir / "generators.png", verdicts)
+        path = plot_generators(self.target, self.model, eff, fig_dir / "generators.png", verdicts,
+                               ev.group_verdict(metrics, self.model.k))
         return {"generators": path}
 
     def objective(self, metrics: dict) -> float | None:

@@ -1,10 +1,13 @@
 """Seed 004's experiments on mirror symmetry, each a batch of small independent models trained in one go:
 
-* MirrorSparsityTask (Fig. 3 left): linear regression, vanilla theta = w against the rescaling-symmetric
-  theta = u * w (DCS with P = I), over a grid of learning rates and weight decays, SGD with batch size 1;
-  reports the sparsity of the solutions.
-* MirrorRankTask (Fig. 3 middle): matrix factorisation W = U V (d x d) under Gaussian gradient noise of
-  several strengths; with ``residual`` W = (U + I) V, which removes the rotation symmetry; reports ranks.
+* MirrorSparsityTask (Fig. 3 left): linear regression on a sparse target, vanilla theta = w against the
+  rescaling-symmetric theta = u * v (DCS with P = 0 and P = I), over a grid of learning rates and weight
+  decays, SGD with batch size 1; reports the share of coordinates exactly on the mirror.
+* MirrorRankTask (Fig. 3 middle): a d x d regression with W = U V, W = (U + I) V and W itself, trained with
+  minibatch SGD (state-dependent noise) over a grid of learning rates; reports ranks and directions on a mirror.
+* MirrorEnsembleTask (Fig. 3 right): a wide two-layer student of a narrow teacher, with and without weight
+  decay; reports hidden units that sit exactly on a permutation mirror (identical twins) and the correlation
+  of their pre-activations.
 * MirrorPlasticityTask (Fig. 4): continual linear regression with a new sparse target per task; vanilla,
   rescaling symmetry, and its two fixes (a fixed random offset that removes the symmetry, and noise).
 The data module is symexp.discovery.data.TickData (one dummy batch); a task's own draws follow its seed.
@@ -12,6 +15,7 @@ The data module is symexp.discovery.data.TickData (one dummy batch); a task's ow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +41,10 @@ class _InnerLoopTask(SymexpTask):
 
     def configure_optimizers(self):
         return self.attach_syre(torch.optim.SGD(self.model.parameters(), lr=0.0))
+
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("mirror/sparsity_*_max", "mirror/diverged_*", "rank/*_min", "plasticity/*/last_task_loss",
+                "sym/mirror*")
 
     def trainer_defaults(self) -> dict:
         return {"max_epochs": 1, "num_sanity_val_steps": 0, "limit_val_batches": 0, "log_every_n_steps": 1}
@@ -68,114 +76,289 @@ def _nanmax(x: torch.Tensor) -> torch.Tensor:
     return finite.max() if finite.numel() else x.new_tensor(float("nan"))
 
 
+def _sgd_step(params: Sequence[torch.Tensor], loss: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor) -> None:
+    """p <- p - lr (grad + wd p) with a learning rate and a weight decay per copy (row)."""
+    grads = torch.autograd.grad(loss, list(params))
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p -= lr * (g + wd * p)
+
+
 class MirrorSparsityTask(_InnerLoopTask):
+    """Fig. 3 left through DCS (symexp/discovery/dcs.py): P = 0 is the vanilla regressor theta = w, P = I the
+    rescaling-symmetric theta = u * v. Every grid point reports the share of coordinates exactly on the mirror
+    (|O_i^T (u, v)| = sqrt(u_i^2 + v_i^2) < mirror_tol: absorbed, SGD cannot leave it); the vanilla model has
+    no mirror, its analogue is |w_i| < mirror_tol. The target is sparse (``support``), so weight decay has
+    coordinates to remove."""
+
     def __init__(self, model, datamodule, lrs: Sequence[float] = (0.001, 0.003, 0.01, 0.03),
-                 weight_decays: Sequence[float] = (0.001, 0.01), dim: int = 50, n: int = 100, steps: int = 20000,
-                 tol: float = 1e-3, noise: float = 0.5, seeds: Sequence[int] = (0,), syre=None) -> None:
+                 weight_decays: Sequence[float] = (0.001, 0.01, 0.03, 0.1), dim: int = 50, n: int = 100,
+                 steps: int = 20000, support: float = 0.2, noise: float = 0.5, mirror_tol: float = 1e-6,
+                 tol: float = 1e-3, init_std: float = 0.1, seeds: Sequence[int] = (0,), syre=None) -> None:
         super().__init__(model, datamodule, seeds, syre)
+        if not 0 < support <= 1:
+            raise ValueError(f"task.support: the target's share of nonzero coordinates must be in (0, 1], got {support}")
         self.lrs, self.wds = list(lrs), list(weight_decays)
-        self.dim, self.n, self.steps, self.tol, self.noise = dim, n, steps, tol, noise
+        self.dim, self.n, self.steps, self.support, self.noise = dim, n, steps, support, noise
+        self.mirror_tol, self.tol, self.init_std = mirror_tol, tol, init_std
 
     def run_experiment(self) -> None:
+        from symexp.discovery.dcs import DCS
+
         g, d = self.gen, self.dim
         x = torch.randn(self.n, d, generator=g)
-        y = x @ (torch.randn(d, generator=g) * 0.3) + self.noise * torch.randn(self.n, generator=g)
+        self.theta_star = torch.randn(d, generator=g) * (torch.rand(d, generator=g) < self.support)
+        y = x @ self.theta_star + self.noise * torch.randn(self.n, generator=g)
         lr = torch.tensor(self.lrs).repeat_interleave(len(self.wds))[:, None]
         wd = torch.tensor(self.wds).repeat(len(self.lrs))[:, None]
         b = lr.shape[0]
-        w = torch.randn(b, d, generator=g) * 0.1
-        u, v = torch.randn(b, d, generator=g) * 0.1, torch.randn(b, d, generator=g) * 0.1
+        seed = int(torch.randint(0, 2**31, (1,), generator=g))
+        plain = DCS(d, "zero", copies=b, init_std=self.init_std, seed=seed)
+        sym = DCS(d, "identity", copies=b, init_std=self.init_std, seed=seed + 1)
         for _ in range(self.steps):
-            i = torch.randint(0, self.n, (b,), generator=g)
-            xi, yi = x[i], y[i]
-            r_w = (xi * w).sum(-1) - yi  # vanilla: theta = w
-            w = w - lr * (r_w[:, None] * xi + wd * w)
-            r_s = (xi * u * v).sum(-1) - yi  # rescaling symmetry: theta = u * v
-            gu, gv = r_s[:, None] * xi * v + wd * u, r_s[:, None] * xi * u + wd * v
-            u, v = u - lr * gu, v - lr * gv
-        self.theta_plain, self.theta_sym, self.uv = w, u * v, (u, v)
-        sp_plain, sp_sym = sparsity(w, self.tol), sparsity(u * v, self.tol)
+            i = torch.randint(0, self.n, (b,), generator=g)  # SGD, batch size 1, one sample per copy
+            for model in (plain, sym):
+                r = (x[i] * model.theta()).sum(-1) - y[i]
+                _sgd_step([model.u, model.v, model.w], 0.5 * r.square().sum(), lr, wd)
+        with torch.no_grad():
+            self.theta_plain, self.theta_sym = plain.theta(), sym.theta()
+            self.uv = (sym.u.detach().clone(), sym.v.detach().clone())
+            constraint = torch.sqrt(sym.u.square() + sym.v.square())  # |O_i^T theta'| per coordinate
+        finite_s, finite_p = torch.isfinite(constraint).all(-1), torch.isfinite(self.theta_plain).all(-1)
+        nan = torch.tensor(float("nan"))
+        on_sym = torch.where(finite_s, (constraint < self.mirror_tol).float().mean(-1), nan)
+        on_plain = torch.where(finite_p, (self.theta_plain.abs() < self.mirror_tol).float().mean(-1), nan)
+        zero = self.theta_star == 0
+        on_zeros = torch.where(finite_s, (constraint[:, zero] < self.mirror_tol).float().mean(-1), nan)
+        on_support = torch.where(finite_s, (constraint[:, ~zero] < self.mirror_tol).float().mean(-1), nan)
+        tol_sym, tol_plain = sparsity(self.theta_sym, self.tol), sparsity(self.theta_plain, self.tol)
+        self.constraint = constraint
         for k in range(b):
             tag = f"lr{float(lr[k]):g}_wd{float(wd[k]):g}"
-            self.results[f"mirror/sparsity_plain/{tag}"] = sp_plain[k]
-            self.results[f"mirror/sparsity_sym/{tag}"] = sp_sym[k]
-        self.results["mirror/sparsity_sym_max"] = _nanmax(sp_sym)
-        self.results["mirror/sparsity_plain_max"] = _nanmax(sp_plain)
-        self.results["mirror/diverged_plain"] = sp_plain.isnan().float().sum()
-        self.results["mirror/diverged_sym"] = sp_sym.isnan().float().sum()
-        self.sp = (sp_plain.reshape(len(self.lrs), -1), sp_sym.reshape(len(self.lrs), -1))
+            self.results[f"mirror/on_mirror_sym/{tag}"] = on_sym[k]
+            self.results[f"mirror/on_mirror_plain/{tag}"] = on_plain[k]
+            self.results[f"mirror/on_mirror_sym_true_zeros/{tag}"] = on_zeros[k]
+            self.results[f"mirror/on_mirror_sym_support/{tag}"] = on_support[k]
+            self.results[f"mirror/below_tol_sym/{tag}"] = tol_sym[k]
+            self.results[f"mirror/below_tol_plain/{tag}"] = tol_plain[k]
+        self.results["mirror/on_mirror_sym_max"] = _nanmax(on_sym)
+        self.results["mirror/on_mirror_plain_max"] = _nanmax(on_plain)
+        self.results["mirror/target_zeros"] = zero.float().mean()
+        self.results["mirror/diverged_plain"] = (~finite_p).float().sum()
+        self.results["mirror/diverged_sym"] = (~finite_s).float().sum()
+        self.on = (on_plain.reshape(len(self.lrs), -1), on_sym.reshape(len(self.lrs), -1))
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
-        u, v = self.uv
-        per_run = torch.sqrt(u.square() + v.square()).mean(-1)
-        finite = per_run[torch.isfinite(per_run)]  # diverged runs have no constraint to report
-        return {"rescaling": (finite.min() if finite.numel() else per_run.new_tensor(float("nan"))).reshape(1)}
+        """Mean over the finite grid points of each run's median per-coordinate |O_i^T theta'| (the per-point
+        shares exactly on the mirror are mirror/on_mirror_sym/<lr>_<wd>)."""
+        per_run = self.constraint.median(-1).values
+        finite = per_run[torch.isfinite(per_run)]
+        return {"rescaling": (finite.mean() if finite.numel() else per_run.new_tensor(float("nan"))).reshape(1)}
 
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
-        for ax, sp, title in zip(axes, self.sp, ("vanilla theta = w", "rescaling symmetry theta = u * w")):
+        titles = ("vanilla theta = w (no mirror: |w_i| < tol)", "rescaling symmetry theta = u * v (DCS, P = I)")
+        for ax, on, title in zip(axes, self.on, titles):
             for j, wd in enumerate(self.wds):
-                ax.plot(self.lrs, sp[:, j], "o-", label=f"weight decay {wd:g}")
+                ax.plot(self.lrs, on[:, j], "o-", label=f"weight decay {wd:g}")
             ax.set_xscale("log")
             ax.set_xlabel("learning rate")
-            ax.set_title(title, fontsize=9)
-        axes[0].set_ylabel(f"sparsity (|theta_i| < {self.tol:g}); gaps: diverged")
+            ax.set_title(title, fontsize=8)
+        axes[0].set_ylabel(f"share on the mirror (< {self.mirror_tol:g}); gaps: diverged")
         axes[1].legend(fontsize=7)
         return {"sparsity": save_figure(fig, fig_dir / "sparsity.png")}
 
 
+RANK_MODELS = ("factorized", "residual", "direct")
+
+
 class MirrorRankTask(_InnerLoopTask):
-    def __init__(self, model, datamodule, dim: int = 200, noises: Sequence[float] = (0.0, 0.01, 0.03, 0.1),
-                 steps: int = 3000, lr: float = 0.1, weight_decay: float = 1e-3, rank_tol: float = 1e-2,
+    """Fig. 3 middle: a d x d linear regression y = W* x + noise trained online with SGD of batch size
+    ``batch_size``, whose gradient noise is state-dependent (it vanishes on a mirror, so the mirror absorbs),
+    over a grid of learning rates (the noise strength). Three parametrisations of W:
+      * factorized W = U V: the rotation symmetry; its mirrors are directions n with U n = 0 and V^T n = 0;
+      * residual W = (U + I) V: the same symmetry with the mirror moved to (U + I) n = 0 (weight decay pulls U
+        to 0, away from it);
+      * direct W (no factorisation, no mirror): the control that actually removes the symmetry.
+    Reports the rank of W (singular values above rank_tol of the largest) and, for the two factorisations, the
+    number of directions exactly on a mirror (singular values of [U (+ I); V^T] below mirror_tol)."""
+
+    def __init__(self, model, datamodule, dim: int = 50, lrs: Sequence[float] = (0.001, 0.002, 0.003, 0.005, 0.007),
+                 steps: int = 20000, batch_size: int = 1, weight_decay: float = 1e-3, label_noise: float = 1.0,
+                 spectrum: Sequence[float] = (1.0, 1e-3), rank_tol: float = 1e-3, mirror_tol: float = 1e-6,
                  seeds: Sequence[int] = (0,), syre=None) -> None:
         super().__init__(model, datamodule, seeds, syre)
-        self.dim, self.noises, self.steps, self.lr, self.wd, self.rank_tol = dim, list(noises), steps, lr, weight_decay, rank_tol
+        if batch_size < 1:
+            raise ValueError(f"task.batch_size: must be positive, got {batch_size}")
+        if len(spectrum) != 2 or not 0 < spectrum[1] <= spectrum[0]:
+            raise ValueError(f"task.spectrum: [largest, smallest] singular value of W*, got {list(spectrum)}")
+        self.dim, self.lrs, self.steps, self.batch_size = dim, list(lrs), steps, batch_size
+        self.wd, self.label_noise, self.spectrum = weight_decay, label_noise, tuple(float(v) for v in spectrum)
+        self.rank_tol, self.mirror_tol = rank_tol, mirror_tol
 
-    def _train(self, residual: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _target(self) -> torch.Tensor:
         g, d = self.gen, self.dim
-        target = torch.randn(d, d, generator=g) / d**0.5
-        b = len(self.noises)
-        s = torch.tensor(self.noises)[:, None, None]
-        u = (torch.randn(b, d, d, generator=g) / d**0.5).requires_grad_(True)
-        v = (torch.randn(b, d, d, generator=g) / d**0.5).requires_grad_(True)
-        eye = torch.eye(d)
-        for _ in range(self.steps):
-            w = (u + eye) @ v if residual else u @ v
-            loss = (w - target).square().sum((-1, -2)).sum() / d
-            gu, gv = torch.autograd.grad(loss, (u, v))
-            with torch.no_grad():
-                u -= self.lr * (gu + self.wd * u + s * torch.randn(u.shape, generator=g))
-                v -= self.lr * (gv + self.wd * v + s * torch.randn(v.shape, generator=g))
-        with torch.no_grad():
-            w = (u + eye) @ v if residual else u @ v
-            sv = torch.linalg.svdvals(w)
-            rank = (sv > self.rank_tol * sv[:, :1]).sum(-1).float()
-        return rank, torch.linalg.svdvals(torch.cat([u, v.transpose(1, 2)], 1)).detach()
+        q1 = torch.linalg.qr(torch.randn(d, d, generator=g)).Q
+        q2 = torch.linalg.qr(torch.randn(d, d, generator=g)).Q
+        hi, lo = self.spectrum
+        return q1 @ torch.diag(torch.logspace(math.log10(hi), math.log10(lo), d)) @ q2.T
 
     def run_experiment(self) -> None:
-        self.rank_plain, sv = self._train(residual=False)
-        self.rank_res, _ = self._train(residual=True)
-        self.sv = sv
-        for k, s in enumerate(self.noises):
-            self.results[f"rank/plain/noise{s:g}"] = self.rank_plain[k]
-            self.results[f"rank/residual/noise{s:g}"] = self.rank_res[k]
-        self.results["rank/plain_min"] = self.rank_plain.min()
-        self.results["rank/residual_min"] = self.rank_res.min()
+        g, d, bs = self.gen, self.dim, self.batch_size
+        target = self._target()
+        m = len(self.lrs)
+        lr = torch.tensor(self.lrs)[:, None, None]
+        eye = torch.eye(d)
+        u = torch.randn(2, m, d, d, generator=g) / d**0.5  # factorized, residual
+        v = torch.randn(2, m, d, d, generator=g) / d**0.5
+        w = torch.zeros(m, d, d)
+        shift = torch.stack([torch.zeros(d, d), eye])[:, None]  # W = (U + shift) V
+        with torch.no_grad():
+            for _ in range(self.steps):
+                x = torch.randn(3, m, d, bs, generator=g)
+                y = target @ x + self.label_noise * torch.randn(3, m, d, bs, generator=g)
+                a = u + shift
+                vx = v @ x[:2]
+                r = (a @ vx - y[:2]) / bs  # gradient of the mean of 0.5 |W x - y|^2 over the batch
+                gu = r @ vx.transpose(-1, -2)
+                gv = a.transpose(-1, -2) @ r @ x[:2].transpose(-1, -2)
+                u -= lr * (gu + self.wd * u)
+                v -= lr * (gv + self.wd * v)
+                rw = (w @ x[2] - y[2]) / bs
+                w -= lr * (rw @ x[2].transpose(-1, -2) + self.wd * w)
+        mats = {"factorized": u[0] @ v[0], "residual": (u[1] + eye) @ v[1], "direct": w}
+        finite = {k: torch.isfinite(mat).flatten(1).all(-1) for k, mat in mats.items()}
+        nan = torch.tensor(float("nan"))
+        self.rank, self.on_mirror = {}, {}
+        for name, mat in mats.items():
+            sv = torch.linalg.svdvals(torch.nan_to_num(mat))
+            rank = (sv > self.rank_tol * sv[:, :1]).sum(-1).float()
+            self.rank[name] = torch.where(finite[name], rank, nan)
+        for k, name in enumerate(("factorized", "residual")):
+            stacked = torch.cat([u[k] + shift[k], v[k].transpose(-1, -2)], -2)  # (m, 2d, d)
+            sv = torch.linalg.svdvals(torch.nan_to_num(stacked))
+            self.on_mirror[name] = torch.where(finite[name], (sv < self.mirror_tol).sum(-1).float(), nan)
+            self.min_mirror_sv = sv[:, -1] if k == 0 else self.min_mirror_sv
+        for j, step_lr in enumerate(self.lrs):
+            for name in RANK_MODELS:
+                self.results[f"rank/{name}/lr{step_lr:g}"] = self.rank[name][j]
+            for name in self.on_mirror:
+                self.results[f"rank/on_mirror/{name}/lr{step_lr:g}"] = self.on_mirror[name][j]
+        for name in RANK_MODELS:  # rank at the largest minus the smallest learning rate (finite runs)
+            finite_rank = self.rank[name][torch.isfinite(self.rank[name])]
+            self.results[f"rank/{name}/drop"] = (finite_rank[0] - finite_rank[-1]) if finite_rank.numel() else nan
+            self.results[f"rank/{name}/diverged"] = (~finite[name]).float().sum()
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
-        # rotation mirrors: min over unit n of |(U n, V^T n)| = the smallest singular value of [U; V^T]
-        return {"rotation": self.sv[:, -1].min().reshape(1)}
+        # rotation mirrors: min over unit n of |(U n, V^T n)| = the smallest singular value of [U; V^T]; the
+        # median over the learning rates (the per-lr counts of directions on a mirror are rank/on_mirror/*)
+        finite = self.min_mirror_sv[torch.isfinite(self.min_mirror_sv)]
+        return {"rotation": (finite.median() if finite.numel() else torch.tensor(float("nan"))).reshape(1)}
 
     def figures(self, fig_dir: Path) -> dict[str, Path]:
-        fig, ax = plt.subplots(figsize=(4.2, 3.2))
-        x = [max(s, 1e-4) for s in self.noises]
-        ax.plot(x, self.rank_plain, "o-", label="W = U V (rotation symmetry)")
-        ax.plot(x, self.rank_res, "s--", label="W = (U + I) V (no symmetry)")
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        styles = {"factorized": ("o-", "W = U V (rotation mirror)"),
+                  "residual": ("s--", "W = (U + I) V (mirror moved to U = -I)"),
+                  "direct": ("^:", "W trained directly (no mirror)")}
+        for name, (style, label) in styles.items():
+            ax.plot(self.lrs, self.rank[name], style, label=label)
         ax.set_xscale("log")
-        ax.set_xlabel("gradient noise std (0 drawn at 1e-4)")
-        ax.set_ylabel("rank of W")
+        ax.set_xlabel(f"learning rate (SGD, batch {self.batch_size}: noise grows with it)")
+        ax.set_ylabel(f"rank of W (sv > {self.rank_tol:g} x largest)")
         ax.legend(fontsize=7)
         return {"rank": save_figure(fig, fig_dir / "rank.png")}
+
+
+class MirrorEnsembleTask(_InnerLoopTask):
+    """Fig. 3 right, at CPU scale: the paper trains ResNet18 on CIFAR-10 and finds the penultimate neurons
+    grouped into homogeneous blocks under weight decay. Here a two-layer student (``hidden`` units) learns a
+    narrow teacher (``teacher`` units) with minibatch SGD, one copy per weight decay. Swapping two hidden
+    units is a mirror symmetry for any elementwise activation; its constraint O^T theta = 0 says the two
+    units are identical (same incoming and outgoing weights), i.e. they form a homogeneous ensemble.
+    Reports per weight decay: the share of live units with a twin (pre-activation correlation > corr_tol over
+    the data), the number of such blocks, the share exactly on a permutation mirror (distance to the nearest
+    other unit |theta_a - theta_b| / sqrt(2) < mirror_tol) and the median of that distance."""
+
+    def __init__(self, model, datamodule, dim: int = 5, hidden: int = 16, teacher: int = 3, n: int = 200,
+                 batch_size: int = 8, lr: float = 0.05, steps: int = 20000,
+                 weight_decays: Sequence[float] = (0.0, 0.001, 0.01, 0.03), activation: str = "relu",
+                 corr_tol: float = 0.999, mirror_tol: float = 1e-6, seeds: Sequence[int] = (0,), syre=None) -> None:
+        super().__init__(model, datamodule, seeds, syre)
+        acts = {"relu": torch.relu, "tanh": torch.tanh}
+        if activation not in acts:
+            raise ValueError(f"task.activation: choose one of {sorted(acts)}, got {activation!r}")
+        if hidden < 2 or teacher < 1:
+            raise ValueError(f"task.hidden: need >= 2 student units and >= 1 teacher unit, got {hidden}, {teacher}")
+        self.dim, self.hidden, self.teacher, self.n, self.batch_size = dim, hidden, teacher, n, batch_size
+        self.lr, self.steps, self.wds, self.sigma = lr, steps, list(weight_decays), acts[activation]
+        self.corr_tol, self.mirror_tol = corr_tol, mirror_tol
+
+    def run_experiment(self) -> None:
+        g, d, h, b = self.gen, self.dim, self.hidden, len(self.wds)
+        x = torch.randn(self.n, d, generator=g)
+        y = self.sigma(x @ torch.randn(self.teacher, d, generator=g).T) @ torch.randn(self.teacher, 1, generator=g)
+        w_in = (torch.randn(b, h, d, generator=g) / d**0.5).requires_grad_(True)
+        w_out = (torch.randn(b, 1, h, generator=g) / h**0.5).requires_grad_(True)
+        wd = torch.tensor(self.wds)[:, None, None]
+        for _ in range(self.steps):
+            i = torch.randint(0, self.n, (b, self.batch_size), generator=g)
+            pred = self.sigma(x[i] @ w_in.transpose(1, 2)) @ w_out.transpose(1, 2)
+            loss = 0.5 * (pred - y[i]).square().mean((1, 2)).sum()
+            _sgd_step([w_in, w_out], loss, self.lr, wd)
+        with torch.no_grad():
+            units = torch.cat([w_in, w_out.transpose(1, 2)], -1)  # (b, h, d + 1): each unit's weights
+            self.pre = x @ w_in.transpose(1, 2)  # (b, n, h) pre-activations
+            train = 0.5 * (self.sigma(self.pre) @ w_out.transpose(1, 2) - y).square().mean((1, 2))
+        self.corr, self.nearest = [], []
+        for k, decay in enumerate(self.wds):
+            live = units[k].norm(dim=-1) > self.mirror_tol
+            dist = torch.cdist(units[k], units[k]) / 2**0.5
+            dist.fill_diagonal_(float("inf"))
+            nearest = dist.min(-1).values  # distance to the nearest permutation mirror of each unit
+            corr = torch.corrcoef(self.pre[k].T).nan_to_num(0.0)
+            twin = (corr.abs() > self.corr_tol) & ~torch.eye(h, dtype=torch.bool) & live[:, None] & live[None]
+            tag = f"wd{decay:g}"
+            self.results[f"ensemble/twinned/{tag}"] = twin.any(-1)[live].float().mean()
+            self.results[f"ensemble/blocks/{tag}"] = torch.tensor(float(_blocks(twin, live)))
+            self.results[f"ensemble/on_mirror/{tag}"] = (nearest[live] < self.mirror_tol).float().mean()
+            self.results[f"ensemble/nearest_mirror/{tag}"] = nearest[live].median()
+            self.results[f"ensemble/live_units/{tag}"] = live.float().sum()
+            self.results[f"ensemble/train_loss/{tag}"] = train[k]
+            self.corr.append(corr)
+            self.nearest.append(nearest)
+
+    def mirror_constraints(self) -> dict[str, torch.Tensor]:
+        # permutation mirrors: median over units of the distance to the nearest twin, at the largest weight decay
+        return {"permutation": self.nearest[-1].median().reshape(1)}
+
+    def figures(self, fig_dir: Path) -> dict[str, Path]:
+        from scipy.cluster.hierarchy import leaves_list, linkage
+        from scipy.spatial.distance import squareform
+
+        fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.6))
+        for ax, k in zip(axes, (0, len(self.wds) - 1)):
+            corr = self.corr[k].numpy()
+            dist = squareform((1 - abs(corr)).clip(0), checks=False)
+            order = leaves_list(linkage(dist, "average"))
+            im = ax.imshow(corr[order][:, order], cmap="RdBu_r", vmin=-1, vmax=1)
+            twinned = float(self.results[f"ensemble/twinned/wd{self.wds[k]:g}"])
+            ax.set_title(f"weight decay {self.wds[k]:g}: {100 * twinned:.0f}% of units in a block", fontsize=8)
+            ax.set_xlabel("hidden unit (clustered)")
+            fig.colorbar(im, ax=ax, fraction=0.046, label="pre-activation correlation")
+        axes[0].set_ylabel("hidden unit")
+        return {"ensembles": save_figure(fig, fig_dir / "ensembles.png")}
+
+
+def _blocks(twin: torch.Tensor, live: torch.Tensor) -> int:
+    """Number of groups of two or more live units joined by twin links (connected components)."""
+    from scipy.sparse.csgraph import connected_components
+
+    idx = live.nonzero().flatten()
+    if idx.numel() == 0:
+        return 0
+    sub = twin[idx][:, idx].numpy()
+    _, labels = connected_components(sub, directed=False)
+    return int(sum((labels == c).sum() >= 2 for c in set(labels.tolist())))
 
 
 class MirrorPlasticityTask(_InnerLoopTask):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from symexp.seeding import generator
+from symexp.stats import median
 from symexp.tasks.base import SymexpTask
 
 
@@ -104,10 +105,10 @@ class ObjectiveTask(SymexpTask):
         if hasattr(self.model, "curves"):
             for key, value in self.model.curves(self).items():
                 self.history.setdefault(key, []).append(torch.as_tensor(value).detach().cpu().clone())
-                self.log(key, float(torch.as_tensor(value, dtype=torch.float64).median()), batch_size=1)
+                self.log(key, float(median(torch.as_tensor(value, dtype=torch.float64).flatten())), batch_size=1)
         ok = ~self.diverged
         if ok.any():
-            self.log("train/loss", self.last_loss[ok].median(), prog_bar=True, batch_size=1)
+            self.log("train/loss", median(self.last_loss[ok]), prog_bar=True, batch_size=1)
 
     def member_status(self) -> list[str]:
         return ["diverged" if d else "ok" for d in self.diverged.tolist()]

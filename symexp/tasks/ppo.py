@@ -40,8 +40,9 @@ def gae(
 ) -> torch.Tensor:
     """Generalised advantage estimates, (T, N) from (T, N) rewards/values/dones and (N,) bootstrap values.
 
-    ``dones[t]`` marks that the episode ended after step t (the next value is then not bootstrapped;
-    truncated episodes are bootstrapped beforehand by adding gamma * V(final obs) to their reward).
+    ``dones[t]`` marks that the episode ended after step t (the next value is then not bootstrapped). A
+    time-limit end is terminal too unless ``bootstrap_truncated``, which adds gamma * V(final obs) to its
+    reward beforehand.
     """
     T = rewards.shape[0]
     adv = torch.zeros_like(rewards)
@@ -85,8 +86,8 @@ class PPOTask(SymexpTask):
         value_coef: float = 1.0,
         entropy_coef: float = 0.0,
         max_grad_norm: float | None = None,
-        normalize_advantages: bool = True,
-        bootstrap_truncated: bool = True,
+        normalize_advantages: str | bool = "batch",
+        bootstrap_truncated: bool = False,
         reward_scale: float = 1.0,
         iterations_per_epoch: int = 10,
         num_threads: int | None = 1,
@@ -117,7 +118,10 @@ class PPOTask(SymexpTask):
         self.total_steps, self.rollout_steps, self.epochs, self.minibatches = total_steps, rollout_steps, epochs, minibatches
         self.gamma, self.lam, self.clip = gamma, gae_lambda, clip
         self.value_coef, self.entropy_coef, self.max_grad_norm = value_coef, entropy_coef, max_grad_norm
-        self.normalize_advantages, self.bootstrap_truncated = normalize_advantages, bootstrap_truncated
+        scope = {True: "batch", False: "none"}.get(normalize_advantages, normalize_advantages)
+        if scope not in ("batch", "minibatch", "none"):
+            raise ValueError(f"task.normalize_advantages: {normalize_advantages!r} is not batch, minibatch or none")
+        self.normalize_advantages, self.bootstrap_truncated = scope, bool(bootstrap_truncated)
         self.reward_scale = float(reward_scale)
         self.num_threads = num_threads
         self.iterations = math.ceil(total_steps / rollout_steps)
@@ -136,6 +140,13 @@ class PPOTask(SymexpTask):
     # ---------------------------------------------------------------- Lightning plumbing
     def configure_optimizers(self):
         return self.attach_syre(self.optimizer_factory(params=[p for p in self.model.parameters() if p.requires_grad]))
+
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("train/return_final", "train/return_mean", "rank/effective_rank_pct", "rank/effective_rank_pct_min",
+                "model/weight_magnitude", "env/parameter_changes")
+
+    def progress(self) -> tuple[str, int, int]:
+        return "env step", int(self.data_step), self.iterations * self.rollout_steps
 
     def trainer_defaults(self) -> dict:
         return {
@@ -237,6 +248,8 @@ class PPOTask(SymexpTask):
         model, dev = self.model, self.device
         opt = self.optimizers()
         data = {k: roll[k].to(dev) for k in ("obs", "actions", "logp", "adv", "returns")}
+        if self.normalize_advantages == "batch":  # once over the whole rollout, as Dohare et al.'s ppo.py
+            data["adv"] = _standardise(data["adv"])
         size = self.rollout_steps // self.minibatches
         sums = torch.zeros(3)
         for _ in range(self.epochs):
@@ -244,8 +257,8 @@ class PPOTask(SymexpTask):
             for start in range(0, self.rollout_steps, size):
                 idx = order[start:start + size]
                 obs, adv = data["obs"][idx], data["adv"][idx]
-                if self.normalize_advantages:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if self.normalize_advantages == "minibatch":
+                    adv = _standardise(adv)
                 mean, value = model(obs)
                 logp = gaussian_log_prob(data["actions"][idx], mean, model.log_std)
                 pg = clipped_policy_loss(logp, data["logp"][idx], adv, self.clip)
@@ -390,6 +403,11 @@ class PPOTask(SymexpTask):
     def objective(self, metrics: dict) -> float | None:
         value = metrics.get("train/return_final")
         return -float(value) if isinstance(value, (int, float)) else None
+
+
+def _standardise(adv: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit (unbiased) standard deviation."""
+    return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
 @torch.no_grad()

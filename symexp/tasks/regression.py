@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from symexp.engines import build_engine
+from symexp.engines import build_engine, engine_info
 from symexp.seeding import epoch_orders
+from symexp.stats import median
 from symexp.tasks.base import SymexpTask
 
 
@@ -76,6 +77,12 @@ class RegressionTask(SymexpTask):
             "check_val_every_n_epoch": 1,
         }
 
+    def progress(self) -> tuple[str, int, int]:
+        return "epoch", int(self.data_step) // self.datamodule.n_train, self.epochs
+
+    def engine_info(self) -> dict | None:
+        return engine_info(self.engine) if self.engine is not None else None
+
     def on_fit_start(self) -> None:
         dm = self.datamodule
         for name in ("x_train", "y_train", "x_val", "y_val"):
@@ -131,7 +138,7 @@ class RegressionTask(SymexpTask):
     def on_train_epoch_end(self) -> None:
         mean = self.train_loss_sum / self.train_loss_count.clamp_min(1)
         ok = ~self.diverged
-        self.log("train/loss", mean[ok].median() if ok.any() else torch.tensor(math.nan), prog_bar=True)
+        self.log("train/loss", median(mean[ok]) if ok.any() else torch.tensor(math.nan), prog_bar=True)
         self.log("train/epoch", float(self.data_step) / self.datamodule.n_train)
         self.train_loss_sum.zero_()
         self.train_loss_count.zero_()
@@ -152,8 +159,8 @@ class RegressionTask(SymexpTask):
             self.best_epoch = torch.where(improved, torch.full_like(self.best_epoch, epoch), self.best_epoch)
         ok = ~self.diverged
         if ok.any():
-            self.log("val/mse", mse[ok].median(), prog_bar=True, batch_size=1)
-            self.log("val/best_mse", self.best_val[ok].median(), batch_size=1)
+            self.log("val/mse", median(mse[ok]), prog_bar=True, batch_size=1)
+            self.log("val/best_mse", median(self.best_val[ok]), batch_size=1)
 
     # ---------------------------------------------------------------- after training
     def member_status(self) -> list[str]:
@@ -173,8 +180,10 @@ class RegressionTask(SymexpTask):
         grid = dm.grid.to(self.device).expand(self.members, -1, -1)
         pred = self.model(grid)
         mse = (pred - dm.y_grid.to(pred)).square().mean(1)
+        indist = (self.model(dm.x_test.to(self.device)) - dm.y_test.to(pred)).square().mean(1)
         return {
             "test/mse": mse,
+            "test/mse_indist": indist,
             "val/best_mse": self.best_val.clone(),
             "train/best_epoch": self.best_epoch.float(),
             "data/mirror_distance": dm.mirror_distance.clone(),

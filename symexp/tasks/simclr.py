@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from symexp.data.augment import simclr_view
-from symexp.symmetry.representation import covariance_eigenvalues, covariance_rank, low_rankness
+from symexp.symmetry.rank import covariance_eigenvalues, covariance_rank, low_rankness
 from symexp.tasks.base import SymexpTask
 
 
@@ -114,12 +114,12 @@ class SimCLRTask(SymexpTask):
         out = {
             "probe/penultimate_acc": linear_probe(pen_tr, y_tr, pen_te, y_te, k, self.probe_steps),
             "probe/last_acc": linear_probe(last_tr, y_tr, last_te, y_te, k, self.probe_steps),
-            "rank/last/low_rankness": low_rankness(last_te, self.lowrank_tol),
-            "rank/penultimate/low_rankness": low_rankness(pen_te, self.lowrank_tol),
+            "rank/last/low_rankness": float(low_rankness(last_te, self.lowrank_tol)),
+            "rank/penultimate/low_rankness": float(low_rankness(pen_te, self.lowrank_tol)),
             "rank/last/cov_rank": float(covariance_rank(last_te, self.lowrank_tol)),
             "rank/penultimate/cov_rank": float(covariance_rank(pen_te, self.lowrank_tol)),
         }
-        self._spectra = {"penultimate": covariance_eigenvalues(pen_te).cpu(), "last": covariance_eigenvalues(last_te).cpu()}
+        self._spectra = {"penultimate": covariance_eigenvalues(pen_te)[0].cpu(), "last": covariance_eigenvalues(last_te)[0].cpu()}
         return {key: torch.tensor([v]) for key, v in out.items()}
 
     def figures(self, fig_dir: Path) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from symexp.symmetry.representation import covariance_rank, effective_rank
+from symexp.symmetry.rank import covariance_rank, effective_rank
 from symexp.tasks.base import SymexpTask
 
 
@@ -97,7 +97,7 @@ class VAETask(SymexpTask):
     def encoder_rank(self) -> dict[str, float]:
         mu, _ = self.model.encode(self.probe_inputs(self.probe_size).to(self.device))
         return {"rank/encoder/cov_rank": float(covariance_rank(mu, self.rank_tol)),
-                "rank/encoder/effective_rank": effective_rank(mu)}
+                "rank/encoder/effective_rank": float(effective_rank(mu))}
 
     @torch.no_grad()
     def final_metrics(self) -> dict[str, torch.Tensor]:

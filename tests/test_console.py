@@ -1,0 +1,109 @@
+"""What a user sees while and after a job runs: plain progress lines with fresh metrics and the task's own
+budget, 3 significant digits, the task's headline metrics in the end table, the engine that ran."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from symexp.console import headline_keys, print_table
+from symexp.engines import build_engine
+from symexp.engines import fused as fused_mod
+from symexp.loggers import PlainProgress, progress_callbacks
+from symexp.models.rflr import RFLR
+from symexp.run import run
+from tests.conftest import compose_cfg
+
+TINY = ["model.width=32", "model.rank=4", "model.depth=2", "data.n_train=16", "data.n_val=16", "task.val_every=2"]
+needs_kernel = pytest.mark.skipif(fused_mod.kernel() is None, reason="no C compiler: fused kernel unavailable")
+
+
+def _results(root: Path) -> dict:
+    (path,) = list(root.rglob("results.json"))
+    return json.loads(path.read_text())
+
+
+def test_plain_progress_shows_steps_for_step_budgeted_tasks_and_the_tasks_own_budget():
+    trainer = SimpleNamespace(max_epochs=-1, max_steps=400, global_step=120, current_epoch=0, callback_metrics={})
+    plain = SimpleNamespace()
+    assert PlainProgress.position(trainer, plain, 0) == "step 120/400"
+    ppo = SimpleNamespace(progress=lambda: ("env step", 2048, 81920))
+    assert PlainProgress.position(trainer, ppo, 0) == "env step 2048/81920"
+    trainer.max_epochs = 5
+    assert PlainProgress.position(trainer, plain, 3) == "epoch 3/5"
+
+
+def test_plain_progress_lines_carry_the_metrics_of_the_epoch_they_name(tmp_path, tmp_outputs, capsys):
+    """Lines come after the task's epoch-end logging: the last line holds the final train/loss, and every
+    data epoch count is the task's own (never `/-1`)."""
+    run(compose_cfg(TINY + ["task.epochs=4", "progress=plain"] + tmp_outputs[:2]))
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[symexp] ")]
+    assert lines and lines[-1].startswith("[symexp] epoch 4/4 ") and "/-1" not in "".join(lines)
+    ckpt_loss = _results(tmp_path)["metrics"]
+    assert "train/loss=" in lines[-1] and "val/mse=" in lines[-1]
+    assert ckpt_loss  # the job finished
+
+
+def test_rich_bar_formats_metrics_with_three_significant_digits():
+    (bar,), enabled = progress_callbacks("rich")
+    assert enabled and bar.theme.metrics_format == ".3g"
+    assert f"{2.5e-5:{bar.theme.metrics_format}}" == "2.5e-05"
+
+
+def test_headline_keys_default_and_declared():
+    summary = {"test/mse": 1.0, "sym/output_defect": 0.1, "sym/output_defect/neg": 0.1, "sym/partial_defect/block0": 1,
+               "regime": "ok", "train/return_final": -3.0, "gen/alignment": 0.9, "gen/alignment/h1": 0.9}
+    assert headline_keys(summary) == ["test/mse", "sym/output_defect", "regime"]
+    assert headline_keys(summary, ("gen/alignment", "gen/alignment/h*")) == ["gen/alignment", "gen/alignment/h1"]
+
+
+@pytest.mark.parametrize(
+    "task_cls,keys",
+    [("symexp.tasks.ppo.PPOTask", ["train/return_final", "rank/effective_rank_pct"]),
+     ("symexp.tasks.generator.GeneratorTask", ["gen/alignment", "gen/alignment/h1", "gen/invariance_learned/h2"]),
+     ("symexp.tasks.mirror_experiments.MirrorRankTask", ["rank/plain_min", "rank/residual_min"]),
+     ("symexp.tasks.mirror_experiments.MirrorSparsityTask", ["mirror/sparsity_sym_max", "mirror/diverged_plain"]),
+     ("symexp.tasks.mirror_experiments.MirrorPlasticityTask", ["plasticity/plain/last_task_loss"])],
+)
+def test_end_table_shows_the_tasks_headline_metrics(task_cls, keys, capsys):
+    import importlib
+
+    module, name = task_cls.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    summary = {**dict.fromkeys(keys, 0.123456), "env/steps": 5.0, "rank/plain/noise0.1": 3.0}
+    patterns = cls.headline_metrics(None)
+    assert headline_keys(summary, patterns) == keys
+    print_table("demo", [{"seed": 0, "status": "ok", "metrics": summary}], summary, patterns)
+    out = capsys.readouterr().out
+    assert "0.123" in out and "0.000" not in out
+
+
+def test_fused_kernel_unavailable_warns_and_falls_back(monkeypatch, caplog):
+    import symexp.engines as engines
+
+    monkeypatch.setattr(fused_mod, "_cache", {fused_mod._isa(): RuntimeError("no C compiler found (set CC)")})
+    monkeypatch.setattr(engines, "_warned", set())
+    model = RFLR(2, width=8, rank=2, depth=1, seeds=[0])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+    with caplog.at_level("WARNING", logger="symexp"):
+        engine = build_engine("auto", model, opt)
+    assert engine.info() == {"name": "autograd", "fallback": "fused kernel unavailable: no C compiler found (set CC)"}
+    assert [r for r in caplog.records if "fused kernel is unavailable" in r.getMessage()]
+    with pytest.raises(ValueError, match="task.engine=fused: the fused kernel is unavailable"):
+        build_engine("fused", model, opt)
+
+
+@needs_kernel
+def test_results_record_the_engine_and_no_false_scheduler_warning(tmp_path, tmp_outputs):
+    """The fused engine steps the optimizer in C; torch's scheduler must not think it never stepped."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(compose_cfg(TINY + ["task.epochs=4", "task.engine=fused", "task.scheduler.step_size=1"] + tmp_outputs))
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)]
+    env = _results(tmp_path)["env"]
+    assert env["engine"] == {"name": "fused", "isa": fused_mod._isa()}
