@@ -4,7 +4,7 @@ its last checkpoint), against the same job run uninterrupted (both at once). Pri
 the metrics of both runs, which must be equal. Size --epochs so that the job needs about three slots:
 a slot is 60 * timeout_min - 30 s, of which start-up (imports, data, model) takes 5-45 s depending on the
 machine's load, and submitit's local executor allows 3 requeues (4 slots). Measured on the 2-core
-machine of BENCHMARKS.md: --epochs 320 took 3 slots at load ~15; on a quiet machine about 3000 do.
+machine of BENCHMARKS.md: --epochs 320 took 3 slots at load ~15; at load ~4, 4600 needed more than 4 (try ~2500).
 
 Usage: python bench/requeue_demo.py [--epochs 240] [--timeout-min 2] [--out /tmp/requeue_demo]
 """
