@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SWEEP ?= rflr_table1
 DIR ?=
+RESUME ?=
 TARGET ?=
 ARGS ?=
 # W&B runs offline unless logger.mode=online (or WANDB_MODE=online with the default logger.mode=auto).
@@ -15,7 +16,7 @@ $(BIN)/.ready: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,rl]'
+	$(BIN)/pip install -q -e '.[dev,rl,slurm,optuna]'
 	touch $@
 
 run: $(BIN)/.ready
@@ -24,12 +25,13 @@ run: $(BIN)/.ready
 test: $(BIN)/.ready
 	$(BIN)/python -m pytest -q -n 2 $(ARGS)
 
+# RESUME=<sweep folder>: rerun into it; finished jobs are skipped, failed and missing ones rerun.
 sweep: $(BIN)/.ready
-	$(BIN)/python launch.py -cd sweeps -cn $(SWEEP) $(ARGS)
+	$(BIN)/python launch.py -cd sweeps -cn $(SWEEP) $(if $(RESUME),hydra.sweep.dir=$(RESUME)) $(ARGS)
 
 report: $(BIN)/.ready
-	@test -n "$(DIR)" || (echo "usage: make report DIR=outputs/sweeps/<name>/<timestamp>" && exit 2)
-	$(BIN)/python -m symexp.report $(DIR)
+	@test -n "$(DIR)" || (echo "usage: make report DIR=outputs/sweeps/<name>/<timestamp> (several: DIR=\"A B\" ARGS=\"--out C\")" && exit 2)
+	$(BIN)/python -m symexp.report $(DIR) $(ARGS)
 
 eval: $(BIN)/.ready
 	@test -n "$(DIR)" || (echo "usage: make eval DIR=<job folder> [ARGS='metric=[rank,dead_coordinates]']" && exit 2)

@@ -1,16 +1,24 @@
-"""symexp entry point: `python launch.py [overrides]`; all logic lives in symexp.run."""
+"""symexp entry point: `python launch.py [overrides]`; all logic lives in symexp.run.
+
+Only what composing a config needs is imported here: `--help`, `--cfg`, `--info` and shell completion
+answer without loading torch or Lightning, which the job imports when it starts.
+"""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-import symexp.schema  # noqa: F401  (registers the typed schema and resolvers before Hydra composes)
-from symexp.run import run
+from symexp.cli import help_requested, print_help, run_job  # also registers the schema and resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg)
+    return run_job(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    if help_requested(sys.argv[1:]):
+        print_help()
+    else:
+        main()

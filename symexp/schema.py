@@ -104,6 +104,7 @@ class SymexpConfig:
     save_checkpoints: bool = True
     checkpoint: CheckpointConf = field(default_factory=CheckpointConf)
     deterministic: bool = False
+    strict_exit: bool = True  # exit non-zero when a job (or any job of a sweep) failed or diverged
 
 
 ConfigStore.instance().store(name="symexp_schema", node=SymexpConfig)

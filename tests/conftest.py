@@ -17,11 +17,13 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
-def compose_cfg(overrides: list[str] | None = None, config_dir: Path = CONF, config_name: str = "config"):
-    """The composed config for these overrides (no Hydra runtime: run() picks its own output folder)."""
+def compose_cfg(overrides: list[str] | None = None, config_dir: Path = CONF, config_name: str = "config",
+                return_hydra: bool = False):
+    """The composed config for these overrides (no Hydra runtime: run() picks its own output folder);
+    return_hydra=True keeps the `hydra` node (launcher, sweeper) too."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides or []), return_hydra_config=False)
+        return compose(config_name=config_name, overrides=list(overrides or []), return_hydra_config=return_hydra)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from symexp.run import build, run
 from symexp.schema import validate
 from tests.conftest import CONF, ROOT, compose_cfg
 
-GROUPS = ["model", "data", "task", "metric", "syre", "device", "logger", "launcher", "budget", "experiment"]
+GROUPS = ["model", "data", "task", "metric", "syre", "device", "logger", "launcher", "budget", "experiment", "hparams_search"]
 
 
 def _options(group: str) -> list[str]:
@@ -19,8 +19,6 @@ def _options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
 def test_every_group_option_composes(group, option):
-    if group == "launcher" and option == "slurm":
-        pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     cfg = compose_cfg([f"{group}={option}"] if group != "metric" else [f"metric=[{option}]"])
     assert cfg.name
 

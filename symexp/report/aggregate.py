@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from collections import Counter
 from pathlib import Path
 
 ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling",
@@ -70,23 +72,55 @@ def _overrides(job: Path) -> str | None:
     return " ".join(out) or None
 
 
-def collect(root: Path) -> list[dict]:
-    """One row per member of every job below root; failed jobs give one row with their error."""
+def _results_files(root: Path) -> list[Path]:
+    """Every job's results.json below root (an `eval/` re-evaluation beside a job is not a job)."""
+    return [p for p in sorted(root.rglob("results.json")) if p.parent.name != "eval"]
+
+
+def _missing_jobs(root: Path) -> list[Path]:
+    """Job folders (they hold .hydra/) without results.json: killed, still running, never started."""
+    return [h.parent for h in sorted(root.rglob(".hydra")) if h.parent != root and not (h.parent / "results.json").exists()]
+
+
+def job_status(job_dir: Path) -> tuple[str, str | None]:
+    """(status, error) of a job folder's latest attempt: results.json, unless a later attempt failed and
+    wrote results.failed.json beside a good one; a missing or unreadable file counts as failed."""
+    results, failed = job_dir / "results.json", job_dir / "results.failed.json"
+    path = failed if failed.exists() and (not results.exists() or failed.stat().st_mtime >= results.stat().st_mtime) else results
+    try:
+        res = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return "failed", f"no readable {path.name} ({type(exc).__name__})"
+    return str(res.get("status")), res.get("error")
+
+
+def bad_jobs(root: Path) -> dict[str, str]:
+    """{job folder: status} for every job below root whose latest attempt did not end ok (failed, diverged,
+    missing)."""
+    out = {str(job.relative_to(root)): "missing" for job in _missing_jobs(root)}
+    for path in _results_files(root):
+        status, _ = job_status(path.parent)
+        if status != "ok":
+            out[str(path.parent.relative_to(root)) or "."] = status
+    return out
+
+
+def collect(root: Path, relative_to: Path | None = None) -> list[dict]:
+    """One row per member of every job below root; failed jobs give one row with their error. Job paths are
+    relative to `relative_to` (default root), where a report written elsewhere finds the jobs' files."""
+    base_dir = relative_to or root
+    rel = lambda p: os.path.relpath(p, base_dir) if relative_to else (str(p.relative_to(root)) or ".")  # noqa: E731
     rows = []
-    for hydra_dir in sorted(root.rglob(".hydra")):
-        job = hydra_dir.parent
-        if job != root and not (job / "results.json").exists():
-            rows.append({"job": str(job.relative_to(root)), "status": "failed",
-                         "error": "no results.json: the job was killed or is still running"})
-    for path in sorted(root.rglob("results.json")):
+    for job in _missing_jobs(root):
+        rows.append({"job": rel(job), "status": "failed", "error": "no results.json: the job was killed or is still running"})
+    for path in _results_files(root):
         try:
             res = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            job = str(path.parent.relative_to(root))
-            rows.append({"job": job, "status": "failed", "error": f"unreadable results.json: {exc}"})
+            rows.append({"job": rel(path.parent), "status": "failed", "error": f"unreadable results.json: {exc}"})
             continue
         base = {
-            "job": str(path.parent.relative_to(root)) or ".",
+            "job": rel(path.parent),
             "overrides": _overrides(path.parent),
             "name": res.get("name"),
             "status": res.get("status"),
@@ -103,7 +137,8 @@ def collect(root: Path) -> list[dict]:
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
-    keys = list(ROW_KEYS) + sorted({k for r in rows for k in r} - set(ROW_KEYS))
+    lead = ["source", *ROW_KEYS] if any("source" in r for r in rows) else list(ROW_KEYS)
+    keys = lead + sorted({k for r in rows for k in r} - set(lead))
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
@@ -112,19 +147,44 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def write_report(root: Path, log_wandb: bool = False) -> list[Path]:
-    """summary.csv, summary.md and the paper figures in root; optionally one W&B summary run."""
+def collect_many(roots: list[Path], out: Path) -> list[dict]:
+    """The rows of several sweep folders (e.g. one study split over two SLURM submissions) as one table;
+    each row's `source` names the folder it came from and its `job` path is relative to out."""
+    rows = []
+    for root in roots:
+        rows += [{**r, "source": str(root)} for r in collect(root.resolve(), relative_to=out.resolve())]
+    return rows
+
+
+def sources_markdown(rows: list[dict]) -> str:
+    """Which folder each job of a merged report came from, with its jobs' statuses."""
+    lines = ["## Sources", "", "| source | jobs | member rows | status |", "|---|---|---|---|"]
+    for source in dict.fromkeys(r["source"] for r in rows):
+        mine = [r for r in rows if r["source"] == source]
+        status = Counter(r.get("status") for r in mine)
+        counts = ", ".join(f"{n} {s}" for s, n in status.most_common())
+        lines.append(f"| {source} | {len({r.get('job') for r in mine})} | {len(mine)} | {counts} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(root: Path, log_wandb: bool = False, sources: list[Path] | None = None) -> list[Path]:
+    """summary.csv, summary.md and the paper figures in root (from the jobs below root, or below each of
+    `sources` merged into one report); optionally one W&B summary run."""
     from symexp.report.figures import write_figures
     from symexp.report.tables import summary_markdown
 
-    rows = collect(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = collect_many(sources, root) if sources else collect(root)
     paths = [write_csv(rows, root / "summary.csv")]
     figures = write_figures(rows, root)
     from symexp.report.syre_figures import syre_figures
 
     figures.update(syre_figures(rows, root))
     md = root / "summary.md"
-    md.write_text(summary_markdown(rows, figures={k: p.relative_to(root) for k, p in figures.items()}))
+    text = summary_markdown(rows, figures={k: p.relative_to(root) for k, p in figures.items()})
+    if sources:
+        text = text.replace("\n", "\n\n" + sources_markdown(rows) + "\n", 1)
+    md.write_text(text)
     paths += [md, *figures.values()]
     if log_wandb:
         from symexp.report.wandb_summary import log_summary

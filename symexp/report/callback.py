@@ -1,4 +1,4 @@
-"""Hydra callback: every multirun ends with its report in the sweep folder."""
+"""Hydra callback: every multirun ends with its report in the sweep folder, then its exit code."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class SweepReport(Callback):
         self.log_wandb = log_wandb
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from symexp.report.aggregate import write_report
+        from symexp.report.aggregate import bad_jobs, write_report
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
@@ -28,3 +28,10 @@ class SweepReport(Callback):
             log.info("sweep report: %s", ", ".join(str(p) for p in paths))
         except Exception as exc:  # the sweep's results are on disk; a report failure must not hide them
             log.error("sweep report failed (%s); rerun `python -m symexp.report %s`", exc, sweep_dir)
+        bad = bad_jobs(sweep_dir)
+        if bad:
+            listing = ", ".join(f"{job} ({status})" for job, status in sorted(bad.items()))
+            log.error("%d job(s) of the sweep did not finish ok: %s", len(bad), listing)
+            if config.get("strict_exit", True):
+                # SystemExit, not an exception: Hydra turns callback exceptions into warnings and exits 0
+                raise SystemExit(f"symexp: {len(bad)} job(s) failed or diverged in {sweep_dir} (strict_exit=false exits 0)")
