@@ -15,7 +15,7 @@ from typing import Any
 
 # Top-level keys (or dotted paths) that may change between a run and its resumption.
 VOLATILE = (
-    "logger", "progress", "resume", "checkpoint", "save_checkpoints", "paths", "tags", "exit_on_failure",
+    "logger", "progress", "resume", "checkpoint", "save_checkpoints", "paths", "tags", "strict_exit",
     "audit", "hparams_search",
 )
 FILE = "fingerprint.json"
