@@ -17,7 +17,6 @@ Lightning. Every symexp task keeps its Lightning epochs short for that reason.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import pickle
@@ -58,29 +57,6 @@ def set_rng_states(packed: torch.Tensor) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _take_pending_epoch_step(trainer: L.Trainer, checkpoint: dict) -> None:
-    """The save runs in on_train_epoch_end, just before Lightning steps the epoch-interval schedulers, and a
-    resumed run does not take that step again: give the checkpoint the scheduler and learning rates of
-    after the step (the live scheduler and optimizer are left as they were)."""
-    if not trainer.lightning_module.automatic_optimization or "lr_schedulers" not in checkpoint:
-        return
-    for i, config in enumerate(trainer.lr_scheduler_configs):
-        if config.interval != "epoch" or config.reduce_on_plateau or trainer.current_epoch % config.frequency:
-            continue
-        sched = config.scheduler
-        before = copy.deepcopy(sched.state_dict())
-        lrs = [[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers]
-        sched.step()
-        checkpoint["lr_schedulers"][i] = copy.deepcopy(sched.state_dict())
-        for j, opt in enumerate(trainer.optimizers):
-            for k, group in enumerate(opt.param_groups):
-                checkpoint["optimizer_states"][j]["param_groups"][k]["lr"] = group["lr"]
-        sched.load_state_dict(before)
-        for opt, saved in zip(trainer.optimizers, lrs):
-            for group, lr in zip(opt.param_groups, saved):
-                group["lr"] = lr
-
-
 class PeriodicCheckpoint(Checkpoint):
     """Writes ``dirpath/last.ckpt`` atomically every ``every_n_epochs`` epochs, whenever ``every_minutes``
     of wall time have passed since the last save, every ``every_fraction`` of the run, and at the end."""
@@ -94,7 +70,6 @@ class PeriodicCheckpoint(Checkpoint):
         self._last_save = time.monotonic()
         self._period: int | None = None
         self._rng: torch.Tensor | None = None
-        self._at_epoch_end = False
         self.saves = 0
 
     @property
@@ -118,20 +93,29 @@ class PeriodicCheckpoint(Checkpoint):
             return True
         return bool(self.every_minutes) and time.monotonic() - self._last_save >= 60.0 * self.every_minutes
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # The RNG goes back here, the first moment of the resumed epoch: setup hooks that draw before it
-        # (an uninterrupted run drew those before training) cannot shift the stream.
+    def _restore_rng(self) -> None:
+        # The RNG goes back at the first moment of the resumed epoch (its start hook, or its first batch
+        # where Lightning restarts inside the epoch): setup hooks that draw before it cannot shift the stream.
         if self._rng is not None:
             set_rng_states(self._rng)
             self._rng = None
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_rng()
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
+        self._restore_rng()
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and self._due(trainer.current_epoch + 1):
-            self._at_epoch_end = True
-            try:
-                self.save(trainer)
-            finally:
-                self._at_epoch_end = False
+        if trainer.max_steps == -1 and self._due(trainer.current_epoch + 1):
+            self.save(trainer)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        # Step-budgeted runs (max_steps set) restart exactly only from their epoch's last batch: Lightning
+        # restarts an epoch-end checkpoint of theirs by running that epoch's loop once more.
+        last = batch_idx + 1 == trainer.num_training_batches
+        if trainer.max_steps != -1 and last and self._due(trainer.current_epoch + 1):
+            self.save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
@@ -150,8 +134,6 @@ class PeriodicCheckpoint(Checkpoint):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["symexp"] = {"config": self.config, "fingerprint": self.fingerprint, "rng": rng_states()}
-        if self._at_epoch_end:
-            _take_pending_epoch_step(trainer, checkpoint)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         self._rng = (checkpoint.get("symexp") or {}).get("rng")

@@ -186,7 +186,7 @@ def test_checkpoints_are_written_mid_run_by_the_fraction_rule(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["gen_relu", "syre_symbench", "syre_vae", "syre_simclr task.epochs=2",
                                     "syre_continual", "syre_lmc task.epochs=2", "syre_teacher_student",
-                                    "syre_resnet task.epochs=2"])
+                                    "syre_resnet task.epochs=2", "syre_resnet task.epochs=2 task.scheduler=null"])
 def test_every_task_family_resumes_to_the_same_numbers(monkeypatch, tmp_path, preset):
     name, *extra = preset.split()
     full, resumed = _interrupted_then_resumed(

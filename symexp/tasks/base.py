@@ -22,6 +22,24 @@ import lightning as L
 import torch
 
 
+def _portable(value):
+    """torch.Generator does not pickle: carry its state instead (also inside lists)."""
+    if isinstance(value, torch.Generator):
+        return {"__generator_state__": value.get_state()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    return value
+
+
+def _restored(current, value):
+    if isinstance(value, dict) and "__generator_state__" in value and isinstance(current, torch.Generator):
+        current.set_state(value["__generator_state__"])
+        return current
+    if isinstance(value, list) and isinstance(current, list) and len(current) == len(value):
+        return [_restored(c, v) for c, v in zip(current, value)]
+    return value
+
+
 class SymexpTask(L.LightningModule):
     """Base class; subclasses implement training and may override the hooks below."""
 
@@ -71,7 +89,7 @@ class SymexpTask(L.LightningModule):
         if self.syre is not None and hasattr(self.syre, "state_dict"):
             checkpoint["syre"] = self.syre.state_dict()
         if self.resumable:
-            checkpoint["task_state"] = pack({k: getattr(self, k) for k in self.resumable})
+            checkpoint["task_state"] = pack({k: _portable(getattr(self, k)) for k in self.resumable})
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         from symexp.checkpointing import unpack
@@ -80,7 +98,7 @@ class SymexpTask(L.LightningModule):
             self.syre.load_state_dict(checkpoint["syre"])
         if "task_state" in checkpoint:
             for key, value in unpack(checkpoint["task_state"]).items():
-                setattr(self, key, value)
+                setattr(self, key, _restored(getattr(self, key, None), value))
 
     # ------------------------------------------------------------------ run.py's questions
     def trainer_defaults(self) -> dict:

@@ -22,7 +22,7 @@ from symexp.tasks.base import SymexpTask
 
 
 class ObjectiveTask(SymexpTask):
-    resumable = ("history",)
+    resumable = ("history", "_gens")
 
     def __init__(
         self,
