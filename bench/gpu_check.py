@@ -309,6 +309,14 @@ def _metric_summary(res: dict | None, keys: tuple[str, ...]) -> str:
     return f"status {res.get('status')}" + (", " + ", ".join(got) if got else "")
 
 
+def _launch_and_report(rep: Report, overrides: list[str], work: Path, timeout: int, keys: tuple, what: str) -> None:
+    rc, wall, res, tail = _launch(overrides, work, timeout=timeout)
+    rep(f"exit {rc}, wall {wall:.0f} s, {_metric_summary(res, keys)}\n")
+    if rc != 0:
+        rep(f"```\n{tail}\n```\n")
+        raise RuntimeError(f"{what} failed (exit {rc})")
+
+
 def section_preset(args, rep: Report, device: torch.device) -> None:
     cifar = (ROOT / "data" / "cifar-10-batches-py").exists()
     data = [] if cifar else ["data.source=synthetic", "data.n_train=10000", "data.n_test=2000"]
@@ -317,11 +325,7 @@ def section_preset(args, rep: Report, device: torch.device) -> None:
     if args.cpu:
         rep("(--cpu: not run)\n")
         return
-    rc, wall, res, tail = _launch(overrides, args.work / "preset", timeout=240)
-    rep(f"exit {rc}, wall {wall:.0f} s, {_metric_summary(res, ('test/acc', 'test/loss', 'train/loss'))}\n")
-    if rc != 0:
-        rep(f"```\n{tail}\n```\n")
-        raise RuntimeError(f"the vision preset failed (exit {rc})")
+    _launch_and_report(rep, overrides, args.work / "preset", 240, ("test/acc", "test/loss", "train/loss"), "the vision preset")
 
 
 def section_ddp(args, rep: Report, device: torch.device) -> None:
@@ -331,11 +335,7 @@ def section_ddp(args, rep: Report, device: torch.device) -> None:
     if args.cpu:
         rep("(--cpu: not run)\n")
         return
-    rc, wall, res, tail = _launch(overrides, args.work / "ddp", timeout=180)
-    rep(f"exit {rc}, wall {wall:.0f} s, {_metric_summary(res, ('test/acc',))}\n")
-    if rc != 0:
-        rep(f"```\n{tail}\n```\n")
-        raise RuntimeError(f"the DDP smoke failed (exit {rc})")
+    _launch_and_report(rep, overrides, args.work / "ddp", 180, ("test/acc",), "the DDP smoke")
 
 
 def _family_order(names: list[str]) -> list[str]:

@@ -27,6 +27,17 @@ def compose_cfg(overrides: list[str] | None = None, config_dir: Path = CONF, con
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny eager ops run fastest (and steadiest on a busy machine) single-threaded; restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def tmp_outputs(tmp_path):
     """Overrides that keep a test's outputs and W&B files in its tmp folder."""
     return [f"paths.output_root={tmp_path}", "logger=none", "progress=none"]

@@ -13,14 +13,7 @@ from symexp.engines.fused import FusedEngine
 from symexp.models.mlp import MLP
 from symexp.models.rflr import RFLR
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny eager ops run fastest (and steadiest on a busy machine) single-threaded; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 needs_kernel = pytest.mark.skipif(fused_mod.kernel() is None, reason="no C compiler: fused kernel unavailable")

@@ -14,13 +14,7 @@ from symexp.models.mlp import MLP
 from symexp.models.rflr import RFLR
 from symexp.syre import StaticBias, WFix
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(K, S, d, seed=0, device="cpu"):
