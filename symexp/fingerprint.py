@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# Top-level keys (or dotted paths) that may change between a run and its resumption.
+# Top-level keys that may change between a run and its resumption.
 VOLATILE = (
     "logger", "progress", "resume", "checkpoint", "save_checkpoints", "paths", "tags", "strict_exit",
     "audit", "hparams_search",
@@ -22,18 +22,8 @@ FILE = "fingerprint.json"
 
 
 def _strip(config: dict, volatile: tuple[str, ...] = VOLATILE) -> dict:
-    out = json.loads(json.dumps(config, default=str))  # a deep copy in canonical JSON types
-    for key in volatile:
-        node, *rest = key.split(".")
-        holder = out
-        parts = [node, *rest]
-        for part in parts[:-1]:
-            holder = holder.get(part) if isinstance(holder, dict) else None
-            if holder is None:
-                break
-        if isinstance(holder, dict):
-            holder.pop(parts[-1], None)
-    return out
+    """The config in canonical JSON types (a deep copy) without its volatile top-level keys."""
+    return {k: v for k, v in json.loads(json.dumps(config, default=str)).items() if k not in volatile}
 
 
 def fingerprint(config: dict) -> str:

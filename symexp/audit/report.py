@@ -93,6 +93,16 @@ def markdown(report: dict) -> str:
     return "\n".join(out)
 
 
+def _per_layer_figure(fig, ax, x, names: list[str], ylabel: str, title: str, path: Path) -> Path:
+    """The shared frame of the per-layer profiles: layer names on x, a fraction in [0, 1] on y."""
+    ax.set_xticks(x, names, rotation=70, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
 def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
     """rank_profile.png, dead_units.png, spectra.png."""
     rows = audit.report["layers"]
@@ -108,12 +118,8 @@ def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
         rep = [(r["data"].get("post") or r["data"]["pre"]) if "data" in r else None for r in rows]
         ax.plot(x, [p["effective_rank"] / r["units"] if p else np.nan for p, r in zip(rep, rows)], "^-", label="representation: effective")
         ax.plot(x, [p["covariance_rank"] / r["units"] if p else np.nan for p, r in zip(rep, rows)], "v--", label="representation: covariance")
-    ax.set_xticks(x, names, rotation=70, fontsize=7)
-    ax.set_ylabel("rank / full")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
-    ax.set_title("Rank profile per layer")
-    figs["rank_profile"] = save_figure(fig, fig_dir / "rank_profile.png")
+    figs["rank_profile"] = _per_layer_figure(fig, ax, x, names, "rank / full", "Rank profile per layer",
+                                             fig_dir / "rank_profile.png")
 
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows)), 3.4))
     width = 0.4
@@ -122,12 +128,8 @@ def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
         ax.bar(x + width / 2, [r["data"]["dead_units"] / r["units"] if "data" in r and r["activation"] else 0 for r in rows],
                width, label="dead on the data")
     ax.bar(x, [r["permutation"]["collapsed_units"] / r["units"] for r in rows], 0.15, color="k", label="copies (duplicates)")
-    ax.set_xticks(x, names, rotation=70, fontsize=7)
-    ax.set_ylabel("fraction of units")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
-    ax.set_title("Dead and collapsed units per layer")
-    figs["dead_units"] = save_figure(fig, fig_dir / "dead_units.png")
+    figs["dead_units"] = _per_layer_figure(fig, ax, x, names, "fraction of units", "Dead and collapsed units per layer",
+                                           fig_dir / "dead_units.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     cmap = plt.get_cmap("viridis")

@@ -17,13 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from symexp.checkpointing import pack, unpack
 from symexp.seeding import generator
 from symexp.tasks.base import SymexpTask
 
@@ -364,12 +364,12 @@ class PPOTask(SymexpTask):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         if self.envs is not None:  # pickled bytes as a uint8 tensor: loads under weights_only
-            checkpoint["ppo_state"] = torch.frombuffer(bytearray(pickle.dumps(self._state())), dtype=torch.uint8)
+            checkpoint["ppo_state"] = pack(self._state())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         if "ppo_state" in checkpoint:
-            self._pending_state = pickle.loads(checkpoint["ppo_state"].numpy().tobytes())
+            self._pending_state = unpack(checkpoint["ppo_state"])
             if self.envs is not None:
                 self._ensure_envs()
 
