@@ -137,3 +137,40 @@ class PeriodicCheckpoint(Checkpoint):
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         self._rng = (checkpoint.get("symexp") or {}).get("rng")
+
+
+def architecture_mismatch(state_dict: dict, module: torch.nn.Module) -> str | None:
+    """The first difference between a checkpoint's parameters and ``module``'s (a missing, unexpected or
+    differently shaped tensor), in words; None when they fit. Lets a wrong checkpoint fail in one line
+    instead of in load_state_dict's wall of key names."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing:
+        return f"the model has {missing[0]!r} ({len(missing)} tensors in all) that the checkpoint lacks"
+    if unexpected:
+        return f"the checkpoint has {unexpected[0]!r} ({len(unexpected)} tensors in all) that the model lacks"
+    for key, value in own.items():
+        theirs = state_dict[key]
+        if hasattr(theirs, "shape") and tuple(theirs.shape) != tuple(value.shape):
+            return f"{key!r} is {tuple(theirs.shape)} in the checkpoint but {tuple(value.shape)} in the model"
+    return None
+
+
+def start_checkpoint(path: str | Path, task: torch.nn.Module) -> Path:
+    """``ckpt_path``: a checkpoint to start training from, checked to exist, load and fit ``task``."""
+    from symexp.schema import ConfigError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError("ckpt_path", f"no checkpoint file at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or not a torch file: say which file, not torch's reader internals
+        raise ConfigError("ckpt_path", f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ConfigError("ckpt_path", f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    mismatch = architecture_mismatch(state["state_dict"], task)
+    if mismatch:
+        raise ConfigError("ckpt_path", f"{path} does not fit this model: {mismatch}")
+    return path

@@ -47,8 +47,11 @@ ensemble.size=1        K members trained in one process
 budget=paper           paper | cpu | smoke
 device=cpu             cpu | gpu | auto | ddp
 launcher=local         where sweep jobs run: local | joblib | submitit_local | local_gpus | slurm
-logger.mode=offline    W&B mode: offline | online | disabled
+logger.mode=auto       W&B mode: auto ($WANDB_MODE, else offline) | offline | online | disabled
 resume=auto            auto: continue a matching checkpoint, skip a finished job | never | force
+ckpt_path=FILE         start training from this checkpoint (weights, optimizer, loops)
+debug=fast_dev_run     default | fast_dev_run | overfit | limit | profiler: CPU, no logger, outputs/debug
+callbacks=[lr_monitor] extra Lightning callbacks (conf/callbacks)
 strict_exit=true       exit non-zero when a job failed or diverged (after the sweep summary)
 hydra.sweep.dir=DIR    resume a sweep in DIR: finished jobs are skipped, failed and missing ones rerun
 

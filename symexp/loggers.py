@@ -1,4 +1,4 @@
-"""Where metrics go: one W&B run per Hydra job (offline unless the user opts in), or CSV, or nothing;
+"""Where metrics go: one W&B run per Hydra job (offline unless the user opts in), or CSV, TensorBoard or nothing;
 and how progress shows: a Rich bar in a terminal, plain periodic lines in cluster logs.
 
 W&B identity. A job's run id is stored in ``<job>/wandb_id`` and reused with ``resume="allow"``, so a
@@ -27,7 +27,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import RichProgressBarTheme
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -180,6 +180,8 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | Non
     out_dir = Path(out_dir)
     if backend == "csv":
         return CSVLogger(save_dir=str(out_dir), name="csv", version="")
+    if backend == "tensorboard":  # event files in <job>/tensorboard; `tensorboard --logdir outputs/` reads them all
+        return TensorBoardLogger(save_dir=str(out_dir), name="tensorboard", version="", default_hp_metric=False)
     if backend != "wandb":
         return None
     os.environ.setdefault("WANDB_SILENT", "true")

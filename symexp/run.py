@@ -90,6 +90,19 @@ def build(cfg: DictConfig) -> dict:
     return {"seeds": seeds, "datamodule": dm, "model": model, "syre": syre, "task": task, "metrics": metrics}
 
 
+def extra_callbacks(cfg: DictConfig) -> list:
+    """The Lightning callbacks the ``callbacks`` group selects (a dict of _target_ entries; null ones skipped)."""
+
+    out = []
+    for name, spec in (cfg.get("callbacks") or {}).items():
+        if spec is None:
+            continue
+        if "_target_" not in spec:
+            raise ConfigError(f"callbacks.{name}", "must have a _target_ (a Lightning callback class)")
+        out.append(instantiate(spec))
+    return out
+
+
 def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limits: dict | None = None):
     import lightning as L
     from lightning.pytorch.callbacks import Checkpoint
@@ -219,9 +232,14 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             parts = build(cfg)
             task, seeds = parts["task"], parts["seeds"]
             sym_cb = SymmetryMetrics(parts["metrics"])
-            callbacks = [sym_cb]
+            callbacks = [sym_cb, *extra_callbacks(cfg)]
             if cfg.save_checkpoints and checkpoint is None:
                 callbacks.append(_checkpoint_callback(cfg, out_dir, config, fingerprint))
+            if ckpt is None and checkpoint is None and cfg.get("ckpt_path"):
+                from symexp.checkpointing import start_checkpoint
+
+                ckpt = start_checkpoint(cfg.ckpt_path, task)
+                jlog.info("starting from %s (ckpt_path)", ckpt)
             limits = _eval_limits(ckpt) if checkpoint is not None else None
             trainer = _trainer(cfg, task, out_dir, logger, callbacks, limits)
             if logger is not None:

@@ -95,6 +95,9 @@ class SymexpConfig:
     device: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)
     trainer: Any = field(default_factory=dict)
+    callbacks: Any = field(default_factory=dict)  # extra Lightning callbacks by name (conf/callbacks), each a _target_
+    debug: Any = None  # the debug preset's own marker (conf/debug); null in real runs
+    ckpt_path: Any = None  # start training from this checkpoint (a fresh job folder; its own last.ckpt wins)
     paths: PathsConf = field(default_factory=PathsConf)
     budget: Any = field(default_factory=dict)
     audit: Any = field(default_factory=dict)  # +audit=on: symexp.audit report at the end of the run

@@ -107,7 +107,7 @@ RULES: tuple[tuple[str, Check], ...] = (
                                 "transformer-engine", "64", "32", "16", "bf16", 64, 32, 16)),
     ("device.num_nodes", POS_INT),
     # ---- logger
-    ("logger.backend", choice("wandb", "csv", "none")),
+    ("logger.backend", choice("wandb", "csv", "tensorboard", "none")),
     ("logger.mode", choice("auto", "offline", "online", "disabled") | NULL),
     ("logger.init_timeout", POSITIVE),
     ("logger.log_artifacts", BOOL),
