@@ -26,7 +26,7 @@ def job_log(job_dir: Path) -> Iterator[logging.Logger]:
     own: logging.FileHandler | None = None
     handlers = [h for h in _file_handlers(root) if Path(h.baseFilename).parent == Path(job_dir).resolve()]
     if not handlers:
-        own = logging.FileHandler(Path(job_dir) / "run.log")
+        own = logging.FileHandler(Path(job_dir) / "run.log", delay=True)  # no file until the run writes a line
         own.setFormatter(logging.Formatter(FORMAT))
         handlers = [own]
     file_only = logging.getLogger("symexp.job")
