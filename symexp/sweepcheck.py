@@ -75,21 +75,30 @@ def sweep_jobs(config: DictConfig) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
-def _job_fingerprint(config: DictConfig, overrides: list[str]) -> str | None:
-    """The fingerprint of the job these overrides make (composed as Hydra's launcher does)."""
+def _job_fingerprint(config: DictConfig, overrides: list[str], num: int, job_dir: Path) -> str | None:
+    """The fingerprint of the job these overrides make (composed and numbered as Hydra's launcher does)."""
+    import copy
+
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     from symexp.fingerprint import fingerprint
+    from symexp.validation import resolve_config
 
     if not GlobalHydra.instance().is_initialized():
         return None
     saved = HydraConfig.instance().cfg
     try:
         job_cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
+        with open_dict(job_cfg):
+            job_cfg.hydra.job.num, job_cfg.hydra.job.id = num, f"resume-check_{num}"
+            job_cfg.hydra.runtime.output_dir = str(job_dir.absolute())
         HydraConfig.instance().set_config(job_cfg)  # ${hydra:...} values resolve as in the job
-        task = {k: v for k, v in OmegaConf.to_container(job_cfg, resolve=True).items() if k != "hydra"}
-        return fingerprint(task)
+        task = copy.deepcopy(job_cfg)
+        with open_dict(task):
+            del task["hydra"]
+        return fingerprint(resolve_config(task))
     except Exception:  # a job that cannot compose fails in the sweep with its own message
         return None
     finally:
@@ -100,7 +109,7 @@ def order_problem(config: DictConfig, sweep_dir: Path) -> str | None:
     """Why this sweep cannot resume into sweep_dir (its jobs meet folders of other configs), or None."""
     if OmegaConf.select(config, "hydra.sweeper._target_") != BASIC_SWEEPER or not sweep_dir.is_dir():
         return None
-    subdir = str(OmegaConf.select(config, "hydra.sweep.subdir", default=""))
+    subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
     if subdir not in ("${hydra.job.num}", "${hydra:job.num}"):
         return None  # folders not named by position: nothing to compare
     clashes = []
@@ -112,7 +121,7 @@ def order_problem(config: DictConfig, sweep_dir: Path) -> str | None:
         before = _recorded_overrides(job)
         if before is not None and sorted(before) == sorted(overrides):
             continue
-        if _job_fingerprint(config, overrides) == recorded:
+        if _job_fingerprint(config, overrides, num, job) == recorded:
             continue
         if before is None:
             clashes.append(f"job {num} holds another config")
