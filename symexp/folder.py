@@ -69,6 +69,11 @@ def _read_json(path: Path, corrupt: dict[Path, str]) -> dict | None:
     return data
 
 
+def readable_results(job_dir: Path) -> dict | None:
+    """results.json of a job folder, None when missing or unreadable (inspect names the problem)."""
+    return _read_json(Path(job_dir) / RESULTS, {})
+
+
 def checkpoint_problem(path: Path) -> str | None:
     """Why a torch checkpoint cannot be loaded (None when intact): torch saves a zip archive, whose
     directory (at its end) a truncated file lacks and whose CRCs a damaged one fails."""

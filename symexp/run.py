@@ -242,7 +242,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
     ctx_dir, run_name, group, multirun = _job_context(cfg)
     out_dir = Path(job_dir) if job_dir is not None else ctx_dir
     rank = _global_rank()
-    previous = None
+    previous = jobfolder.readable_results(out_dir) if rank == 0 else None  # a failure never replaces it
     payload = {
         "schema": SCHEMA, "status": "failed", "error": None, "name": cfg.name, "seed": cfg.seed,
         "fingerprint": None, "config": None, "metrics": {}, "members": [], "timing": {}, "env": {},
@@ -263,7 +263,6 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 ckpt = decision.checkpoint
             else:
                 ckpt = Path(checkpoint)
-            previous = folder.results if rank == 0 else None
             if rank == 0:
                 payload["warnings"] = _accept(cfg, out_dir, folder, decision)
             if decision is not None and decision.note:
