@@ -145,31 +145,40 @@ def _write_failure(out_dir: Path, payload: dict, previous: dict | None) -> Path:
     return path
 
 
-def _accept(cfg: DictConfig, out_dir: Path, folder: jobfolder.Folder, decision) -> list[str]:
-    """The run is accepted: only now does it write into its folder (Hydra's files, unreadable files moved
-    aside, a stale failure record of an earlier attempt). Returns the notes for results.json's warnings."""
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    jobfolder.save_hydra_files(out_dir, cfg)
-    fallback = {
-        out_dir / jobfolder.CHECKPOINT: "fresh start" if decision is None or decision.checkpoint is None else "ignored",
-        out_dir / fp.FILE: "its fingerprint was recovered" if folder.recorded else "rewritten",
-        out_dir / RESULTS: "the job runs again" if decision is None or decision.action != "skip" else "ignored",
+def _fallbacks(out_dir: Path, folder: jobfolder.Folder, decision) -> dict[Path, str]:
+    """What the run does instead of using each unreadable file, for the warning line."""
+    skip = decision is not None and decision.action == "skip"
+    return {
+        out_dir / jobfolder.CHECKPOINT: "the job is finished: skipped" if skip else "fresh start",
+        out_dir / fp.FILE: "recovered from results.json or the checkpoint" if folder.recorded else "rewritten",
+        out_dir / RESULTS: "the job runs again",
         out_dir / jobfolder.WANDB_ID: "a new W&B run id",
     }
-    notes = jobfolder.set_aside_corrupt(folder, fallback)
+
+
+def _set_aside(out_dir: Path, folder: jobfolder.Folder, decision) -> list[str]:
+    notes = jobfolder.set_aside_corrupt(folder, _fallbacks(out_dir, folder, decision))
     for note in notes:
         log.warning("%s", note)
     return notes
 
 
-def _skip(cfg: DictConfig, out_dir: Path, folder: jobfolder.Folder, run_name: str, config: dict) -> float | None:
+def _accept(cfg: DictConfig, out_dir: Path, folder: jobfolder.Folder, decision) -> list[str]:
+    """The run is accepted: only now does it write into its folder (Hydra's files, unreadable files moved
+    aside). Returns the notes for results.json's warnings."""
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    jobfolder.save_hydra_files(out_dir, cfg)
+    return _set_aside(out_dir, folder, decision)
+
+
+def _skip(out_dir: Path, folder: jobfolder.Folder, decision, run_name: str, config: dict) -> float | None:
     """A finished job with this config: nothing to compute. The folder is repaired where it can be (an
-    unreadable fingerprint.json rewritten, a failure record of a superseded attempt removed); a
-    read-only folder is left as it is."""
+    unreadable file moved aside, fingerprint.json rewritten, the failure record of a superseded attempt
+    removed); a read-only folder is left as it is."""
     jobfolder.drop_file_logs(out_dir)
     try:
         if folder.corrupt:
-            _accept(cfg, out_dir, folder, None)
+            _set_aside(out_dir, folder, decision)
             if not (out_dir / fp.FILE).exists():
                 fp.write(out_dir, config)
         (out_dir / FAILED_RESULTS).unlink(missing_ok=True)
@@ -259,7 +268,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             if checkpoint is None:
                 decision = decide(folder, config, str(cfg.resume))
                 if decision.action == "skip":
-                    return _skip(cfg, out_dir, folder, run_name, config) if rank == 0 else None
+                    return _skip(out_dir, folder, decision, run_name, config) if rank == 0 else None
                 ckpt = decision.checkpoint
             else:
                 ckpt = Path(checkpoint)
