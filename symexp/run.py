@@ -181,7 +181,8 @@ def _skip(out_dir: Path, folder: jobfolder.Folder, decision, run_name: str, conf
             _set_aside(out_dir, folder, decision)
             if not (out_dir / fp.FILE).exists():
                 fp.write(out_dir, config)
-        (out_dir / FAILED_RESULTS).unlink(missing_ok=True)
+        if (out_dir / FAILED_RESULTS).exists():
+            (out_dir / FAILED_RESULTS).unlink()
     except OSError as exc:
         log.warning("could not tidy %s (%s); the job is finished all the same", out_dir, exc)
     log.info("job %s already finished with this config (%s): skipped", run_name, out_dir / RESULTS)
