@@ -115,6 +115,18 @@ def test_a_stale_failure_record_of_a_refused_rerun_does_not_count(tmp_path):
     assert job_status(tmp_path) == ("ok", None)
 
 
+def test_a_skip_retires_the_failure_record_of_a_superseded_attempt(monkeypatch, tmp_path):
+    """A failed attempt beside good results counts until a rerun finds the job finished: then it is ok."""
+    run(compose_cfg(SHORT), tmp_path)
+    with monkeypatch.context() as m:
+        _crash_at(m, 0)
+        with pytest.raises(RuntimeError):
+            run(compose_cfg([*SHORT, "resume=never"]), tmp_path)
+    assert job_status(tmp_path)[0] == "failed"
+    run(compose_cfg(SHORT), tmp_path)
+    assert job_status(tmp_path) == ("ok", None) and not (tmp_path / "results.failed.json").exists()
+
+
 # ------------------------------------------------------------------------------------ corrupt files
 def test_truncated_checkpoint_is_set_aside_and_the_job_starts_fresh(monkeypatch, tmp_path, caplog):
     cfg = compose_cfg([*RFLR, *QUIET])
