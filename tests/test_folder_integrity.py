@@ -242,6 +242,29 @@ def test_full_disk_while_checkpointing_leaves_no_partial_temp_checkpoint(monkeyp
     assert _results(tmp_path)["status"] == "failed"
 
 
+def test_a_job_log_on_a_full_disk_says_so_once_without_tracebacks(monkeypatch, tmp_path, capsys):
+    import logging
+
+    from symexp.joblog import JobFileHandler
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    handler = JobFileHandler(str(tmp_path / "launch.log"))
+    monkeypatch.setattr(handler, "_builtin_open", full)
+    logger = logging.getLogger("tests.full_disk")
+    monkeypatch.setattr(logger, "propagate", False)
+    logger.addHandler(handler)
+    try:
+        logger.error("first")
+        logger.error("second")
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert err.count("symexp: cannot write the job log") == 1 and "(ENOSPC)" in err, err
+    assert "Traceback" not in err and "Logging error" not in err
+
+
 # ------------------------------------------------------------------------------------ evaluate
 def test_evaluate_refuses_a_checkpoint_of_another_run(tmp_path, capsys):
     seed0, seed1 = tmp_path / "s0", tmp_path / "s1"
