@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,10 +58,12 @@ def _recorded_fingerprint(job: Path) -> str | None:
 
 
 def _recorded_overrides(job: Path) -> list[str] | None:
+    """The job's overrides as typed (plain YAML: OmegaConf would resolve a ${...} inside them)."""
     try:
-        return [str(x) for x in OmegaConf.load(job / ".hydra" / "overrides.yaml")]
-    except Exception:  # missing or unreadable: the fingerprint decides
+        items = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):  # missing or unreadable: the fingerprint decides
         return None
+    return [str(x) for x in items] if isinstance(items, list) else None
 
 
 def sweep_jobs(config: DictConfig) -> list[list[str]]:
