@@ -107,7 +107,7 @@ def job_status(job_dir: Path) -> tuple[str, str | None]:
 
 def bad_jobs(root: Path) -> dict[str, str]:
     """{job folder: status} for every job below root whose latest attempt did not end ok (failed, diverged,
-    missing)."""
+    missing), and every job the sweep's latest invocation refused (refused)."""
     from symexp.sweepcheck import refusals
 
     out = {str(job.relative_to(root)): "missing" for job in _missing_jobs(root)}
