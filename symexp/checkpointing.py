@@ -124,10 +124,17 @@ class PeriodicCheckpoint(Checkpoint):
         """Temp file + rename on rank zero, so a kill mid-write never leaves a torn last.ckpt."""
         self.dirpath.mkdir(parents=True, exist_ok=True)
         tmp = self.dirpath / f".{LAST}.tmp"
-        trainer.save_checkpoint(tmp, weights_only=False)
-        if trainer.is_global_zero:
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)
+            if trainer.is_global_zero:
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())  # the data reaches the disk before the rename does
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.path)
+        except BaseException:  # a full disk or a kill: no partial temp file left, the previous last.ckpt stays
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)
+            raise
         trainer.strategy.barrier("symexp.checkpoint")
         self._last_save = time.monotonic()
         self.saves += 1

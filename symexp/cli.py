@@ -24,7 +24,7 @@ def user_groups(conf: Path = CONF) -> str:
     lines = []
     for group in sorted(p for p in conf.rglob("*") if p.is_dir()):
         rel = group.relative_to(conf)
-        if any(part.startswith(("_", ".")) for part in rel.parts):
+        if any(part.startswith(("_", ".")) for part in rel.parts) or rel.parts[0] == "hydra":  # --hydra-help lists those
             continue
         options = sorted(f.stem for f in group.glob("*.yaml") if not f.stem.startswith("_"))
         if options:

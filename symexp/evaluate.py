@@ -76,6 +76,35 @@ def eval_config(job_dir: Path, overrides: list[str]) -> DictConfig:
     return OmegaConf.create(config)
 
 
+def check_checkpoint(job_dir: Path, ckpt: Path) -> None:
+    """The checkpoint must be this folder's run: intact, of the same config fingerprint (a checkpoint copied
+    in from another job would be evaluated and labelled with this job's seed), and, when it records no
+    fingerprint, of the same architecture (symexp.audit's check, one line naming the mismatch)."""
+    import torch
+
+    from symexp import fingerprint as fp
+    from symexp.audit.targets import AuditError, load_weights, model_from_config
+    from symexp.folder import checkpoint_problem
+
+    problem = checkpoint_problem(ckpt)
+    if problem:
+        raise ConfigError("JOB_DIR", f"{ckpt} is unreadable ({problem}): rerun the job to recreate it")
+    config = job_config(job_dir)
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    recorded = (state.get("symexp") or {}).get("fingerprint")
+    if recorded is not None:
+        if recorded != fp.fingerprint(config):
+            other = (state.get("symexp") or {}).get("config") or {}
+            diffs = "; ".join(fp.differences(other, config)) if other else "its fingerprint differs"
+            raise ConfigError("JOB_DIR", f"{ckpt} is a checkpoint of another run than the config of {job_dir} "
+                              f"({diffs}); evaluate refuses to label it with this folder's config")
+        return
+    try:
+        load_weights(model_from_config(config), state.get("state_dict") or {}, str(ckpt))
+    except AuditError as exc:
+        raise ConfigError("JOB_DIR", str(exc)) from None
+
+
 def evaluate(job_dir: Path, overrides: list[str] | None = None) -> Path:
     """Evaluate job_dir's checkpoint; returns the eval folder."""
     from symexp.run import run
@@ -87,6 +116,7 @@ def evaluate(job_dir: Path, overrides: list[str] | None = None) -> Path:
     cfg = eval_config(job_dir, list(overrides or []))
     if not ckpt.exists():
         raise ConfigError("JOB_DIR", f"{ckpt} does not exist: the job saved no checkpoint (save_checkpoints=false?)")
+    check_checkpoint(job_dir, ckpt)
     out = job_dir / "eval"
     run(cfg, out, checkpoint=ckpt, job_type="eval")
     return out

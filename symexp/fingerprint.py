@@ -59,11 +59,3 @@ def write(job_dir: Path, config: dict) -> str:
     write_json_atomic(job_dir / FILE, {"fingerprint": fp, "config": _strip(config)})
     return fp
 
-
-def read(job_dir: Path) -> dict | None:
-    """The recorded {"fingerprint", "config"} of a job folder, or None."""
-    path = job_dir / FILE
-    if not path.exists():
-        return None
-    with open(path) as fh:
-        return json.load(fh)

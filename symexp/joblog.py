@@ -15,6 +15,43 @@ from pathlib import Path
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
 
+class JobFileHandler(logging.FileHandler):
+    """The job's log file, opened at its first line; when the disk refuses it (full, read-only, quota) it
+    says so once, in one line, and the job goes on logging to the console only: without this every
+    record would print a 'Logging error' traceback."""
+
+    def __init__(self, filename: str, mode: str = "a", encoding: str | None = None, delay: bool = True,
+                 errors: str | None = None) -> None:
+        super().__init__(filename, mode, encoding=encoding, delay=delay, errors=errors)
+        self._broken = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._broken:
+            return
+        try:
+            super().emit(record)
+        except OSError:  # opening the (delayed) file raises out of FileHandler.emit, past its own handler
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys
+
+        from symexp.folder import disk_error
+
+        exc = sys.exc_info()[1]
+        reason = disk_error(exc) if isinstance(exc, OSError) else None
+        if reason is None:
+            super().handleError(record)
+            return
+        self._broken = True
+        print(f"symexp: cannot write the job log {self.baseFilename} ({reason}); logging to the console only",
+              file=sys.stderr)
+        try:
+            self.close()
+        except OSError:
+            self.stream = None
+
+
 def _file_handlers(logger: logging.Logger) -> list[logging.FileHandler]:
     return [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
 
@@ -26,7 +63,7 @@ def job_log(job_dir: Path) -> Iterator[logging.Logger]:
     own: logging.FileHandler | None = None
     handlers = [h for h in _file_handlers(root) if Path(h.baseFilename).parent == Path(job_dir).resolve()]
     if not handlers:
-        own = logging.FileHandler(Path(job_dir) / "run.log")
+        own = JobFileHandler(str(Path(job_dir) / "run.log"))  # no file until the run writes a line
         own.setFormatter(logging.Formatter(FORMAT))
         handlers = [own]
     file_only = logging.getLogger("symexp.job")

@@ -26,12 +26,22 @@ def _clean(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
+    """Temp file, fsync, rename: a reader sees the old file or the whole new one, never a torn one; a
+    write that fails (full disk) leaves no temp file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_clean(payload), indent=2, sort_keys=False, default=str)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(_clean(payload), fh, indent=2, sort_keys=False, default=str)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; collaborators on a shared cluster must read results
-    os.replace(tmp, path)
+    os.close(fd)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; collaborators on a shared cluster must read results
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def git_sha(root: Path) -> str | None:

@@ -19,17 +19,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symexp import fingerprint as fp
+from symexp import folder as jobfolder
 from symexp.console import print_table
 from symexp.joblog import job_log, log_traceback
-from symexp.results import SCHEMA, environment, load, write_json_atomic
-from symexp.resume import decide
+from symexp.results import SCHEMA, environment, write_json_atomic
+from symexp.resume import Refused, decide
 from symexp.schema import ConfigError, validate
 from symexp.seeding import member_seeds
 from symexp.validation import resolve_config
 
 log = logging.getLogger("symexp")
 TRAINER_KEYS = {"accelerator", "devices", "precision", "strategy", "num_nodes"}
-RESULTS, FAILED_RESULTS, RESOLVED = "results.json", "results.failed.json", "config.resolved.yaml"
+RESULTS, FAILED_RESULTS, RESOLVED = jobfolder.RESULTS, jobfolder.FAILED_RESULTS, "config.resolved.yaml"
 
 
 class UserError(RuntimeError):
@@ -149,20 +150,81 @@ def _summary(members: list[dict]) -> dict:
     return out
 
 
-def _previous(out_dir: Path) -> dict | None:
-    path = out_dir / RESULTS
-    try:
-        return load(path) if path.exists() else None
-    except (OSError, ValueError):
-        return None
-
-
 def _write_failure(out_dir: Path, payload: dict, previous: dict | None) -> Path:
     """A failed run never replaces a good results.json: the failure goes beside it."""
     keep = previous is not None and previous.get("status") in ("ok", "diverged")
     path = out_dir / (FAILED_RESULTS if keep else RESULTS)
     write_json_atomic(path, payload)
     return path
+
+
+def _fallbacks(out_dir: Path, folder: jobfolder.Folder, decision) -> dict[Path, str]:
+    """What the run does instead of using each unreadable file, for the warning line."""
+    skip = decision is not None and decision.action == "skip"
+    return {
+        out_dir / jobfolder.CHECKPOINT: "the job is finished: skipped" if skip else "fresh start",
+        out_dir / fp.FILE: "recovered from results.json or the checkpoint" if folder.recorded else "rewritten",
+        out_dir / RESULTS: "the job runs again",
+        out_dir / jobfolder.WANDB_ID: "a new W&B run id",
+    }
+
+
+def _set_aside(out_dir: Path, folder: jobfolder.Folder, decision) -> list[str]:
+    notes = jobfolder.set_aside_corrupt(folder, _fallbacks(out_dir, folder, decision))
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
+def _accept(cfg: DictConfig, out_dir: Path, folder: jobfolder.Folder, decision) -> list[str]:
+    """The run is accepted: only now does it write into its folder (Hydra's files, unreadable files moved
+    aside). Returns the notes for results.json's warnings."""
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    jobfolder.save_hydra_files(out_dir, cfg)
+    return _set_aside(out_dir, folder, decision)
+
+
+def _skip(out_dir: Path, folder: jobfolder.Folder, decision, run_name: str, config: dict) -> float | None:
+    """A finished job with this config: nothing to compute. The folder is repaired where it can be (an
+    unreadable file moved aside, fingerprint.json rewritten, the failure record of a superseded attempt
+    removed); a read-only folder is left as it is."""
+    jobfolder.drop_file_logs(out_dir)
+    try:
+        if folder.corrupt:
+            _set_aside(out_dir, folder, decision)
+            if not (out_dir / fp.FILE).exists():
+                fp.write(out_dir, config)
+        if (out_dir / FAILED_RESULTS).exists():
+            (out_dir / FAILED_RESULTS).unlink()
+    except OSError as exc:
+        log.warning("could not tidy %s (%s); the job is finished all the same", out_dir, exc)
+    log.info("job %s already finished with this config (%s): skipped", run_name, out_dir / RESULTS)
+    return folder.results.get("objective")
+
+
+def _refused(exc: Refused, out_dir: Path, run_name: str, multirun: bool) -> None:
+    """A refused rerun changes nothing in the folder: one line on the console (a sweep also records the
+    refusal in its own folder, for its summary and exit code)."""
+    jobfolder.drop_file_logs(out_dir)
+    if multirun:
+        from symexp.sweepcheck import record_refusal
+
+        log.error("job %s refused: %s", run_name, exc)
+        record_refusal(HydraConfig.get(), str(exc))
+        return
+    raise SystemExit(f"symexp: configuration error: {exc}") from None
+
+
+def _write_artefact(payload: dict, what: str, make, *args):
+    """An optional artefact (figures, images, audit) that fails becomes a warning in results.json, never
+    a lost result."""
+    try:
+        return make(*args)
+    except Exception as exc:
+        reason = jobfolder.disk_error(exc) or f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        payload.setdefault("warnings", []).append(f"{what} failed: {reason}")
+        log.warning("%s failed (%s); the results are kept", what, reason)
+        return None
 
 
 def _checkpoint_callback(cfg: DictConfig, out_dir: Path, config: dict, fingerprint: str):
@@ -173,6 +235,18 @@ def _checkpoint_callback(cfg: DictConfig, out_dir: Path, config: dict, fingerpri
         out_dir / "checkpoints", every_n_epochs=every.get("every_n_epochs"), every_minutes=every.get("every_minutes"),
         every_fraction=every.get("every_fraction"), config=config, fingerprint=fingerprint,
     )
+
+
+def _log_summary(logger, payload: dict, figures: dict) -> None:
+    summary = payload["metrics"]
+    logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
+    if hasattr(logger, "log_image"):
+        for key, path in figures.items():
+            logger.log_image(key=f"figures/{key}", images=[str(path)])
+    experiment = getattr(logger, "experiment", None)
+    if experiment is not None and hasattr(getattr(experiment, "summary", None), "update"):
+        experiment.summary.update({k: v for k, v in summary.items()})
+        experiment.summary["status"] = payload["status"]
 
 
 def _eval_limits(ckpt: Path) -> dict:
@@ -191,11 +265,11 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
     ctx_dir, run_name, group, multirun = _job_context(cfg)
     out_dir = Path(job_dir) if job_dir is not None else ctx_dir
     rank = _global_rank()
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    previous = _previous(out_dir) if rank == 0 else None
+    previous = jobfolder.readable_results(out_dir) if rank == 0 else None  # a failure never replaces it
     payload = {
         "schema": SCHEMA, "status": "failed", "error": None, "name": cfg.name, "seed": cfg.seed,
         "fingerprint": None, "config": None, "metrics": {}, "members": [], "timing": {}, "env": {},
+        "warnings": [],
     }
     logger = None
     with job_log(out_dir) as jlog:
@@ -203,16 +277,19 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             config = resolve_config(cfg)
             payload["config"] = config
             payload["fingerprint"] = fingerprint = fp.fingerprint(config)
+            folder = jobfolder.inspect(out_dir)  # reads only: nothing is written before the run is accepted
+            decision = None
             if checkpoint is None:
-                decision = decide(out_dir, config, str(cfg.resume), previous)
-                if decision.note:
-                    log.warning("%s", decision.note)
+                decision = decide(folder, config, str(cfg.resume))
                 if decision.action == "skip":
-                    log.info("job %s already finished with this config (%s): skipped", run_name, out_dir / RESULTS)
-                    return previous.get("objective")
+                    return _skip(out_dir, folder, decision, run_name, config) if rank == 0 else None
                 ckpt = decision.checkpoint
             else:
                 ckpt = Path(checkpoint)
+            if rank == 0:
+                payload["warnings"] = _accept(cfg, out_dir, folder, decision)
+            if decision is not None and decision.note:
+                log.warning("%s", decision.note)
             from symexp.loggers import build_logger, finish
 
             if rank == 0:  # before validation, so a job that fails at once still has its W&B run
@@ -255,7 +332,6 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             status = task.member_status()
             members = _members(seeds, status, computed)
             summary = _summary(members)
-            figures = task.figures(out_dir / "figures")
             steps = int(getattr(task, "data_step", trainer.global_step))
             objective = task.objective(summary)
             payload.update(
@@ -263,7 +339,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 metrics=summary,
                 members=members,
                 objective=objective,
-                figures={k: str(Path(v).relative_to(out_dir)) for k, v in figures.items()},
+                figures={},
                 timing={
                     "wall_s": time.time() - t0, "fit_s": fit_s, "train_steps": steps,
                     "model_steps_per_s": steps * len(seeds) / max(fit_s, 1e-9),
@@ -271,16 +347,16 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 },
                 env={**environment(Path(cfg.paths.root), _device_name(trainer)), "engine": task.engine_info()},
             )
-            if logger is not None:
-                logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
-                if hasattr(logger, "log_image"):
-                    for key, path in figures.items():
-                        logger.log_image(key=f"figures/{key}", images=[str(path)])
-                experiment = getattr(logger, "experiment", None)
-                if experiment is not None and hasattr(getattr(experiment, "summary", None), "update"):
-                    experiment.summary.update({k: v for k, v in summary.items()})
-                    experiment.summary["status"] = payload["status"]
+            # the results first (atomically), then the optional artefacts: a figure that fails is a warning
             write_json_atomic(out_dir / RESULTS, payload)
+            previous = dict(payload)  # from here on a failure never replaces these results
+            (out_dir / FAILED_RESULTS).unlink(missing_ok=True)  # an earlier attempt's failure is superseded
+            figures = _write_artefact(payload, "figures", task.figures, out_dir / "figures") or {}
+            payload["figures"] = {k: str(Path(v).relative_to(out_dir)) for k, v in figures.items()}
+            if logger is not None:
+                _write_artefact(payload, "W&B summary", _log_summary, logger, payload, figures)
+            if figures or payload["warnings"]:
+                _write_artefact(payload, "results.json update", write_json_atomic, out_dir / RESULTS, payload)
             jlog.info("job %s %s in %.1f s: %s", run_name, payload["status"], time.time() - t0,
                       ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and "/block" not in k)[:2000])
             print_table(cfg.name, members, summary, task.headline_metrics())
@@ -288,19 +364,28 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             if cfg.get("audit"):  # +audit=on: symexp.audit's report of the trained model in <job>/audit/
                 from symexp.audit.callback import audit_run
 
-                audit_run(cfg, task, out_dir)
+                _write_artefact(payload, "audit", audit_run, cfg, task, out_dir)
             return objective
+        except Refused as exc:
+            return _refused(exc, out_dir, run_name, multirun)
         except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
             root = root_error(exc)
-            payload["error"] = f"{type(root).__name__}: {root}"
+            disk = jobfolder.disk_error(root)
+            if disk:  # the folder cannot take the record nor the log: one line naming it
+                jobfolder.drop_file_logs(out_dir)
+                root = UserError(f"{out_dir}: {disk} writing {getattr(root, 'filename', None) or 'a file'}")
+            payload["status"], payload["error"] = "failed", f"{type(root).__name__}: {root}"
             payload["traceback"] = traceback.format_exc()
             payload["timing"] = {"wall_s": time.time() - t0}
+            where = out_dir
             if rank == 0:
-                where = _write_failure(out_dir, payload, previous)
-            else:
-                where = out_dir
-            log_traceback(jlog, payload["traceback"])
-            user = is_user_error(root)
+                try:
+                    where = _write_failure(out_dir, payload, previous)
+                except OSError as write_exc:
+                    log.error("could not record the failure in %s (%s)", out_dir, jobfolder.disk_error(write_exc) or write_exc)
+            if not disk:
+                log_traceback(jlog, payload["traceback"])
+            user = is_user_error(root) or bool(disk)
             kind = "configuration" if isinstance(root, ConfigError) or user else "internal"
             log.error("job %s failed (%s error, details in %s): %s", run_name, kind, where, payload["error"])
             if logger is not None:
@@ -309,6 +394,8 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 finish(logger, failed=True, error=payload["error"])
             if multirun:
                 return None
+            if disk:
+                raise SystemExit(f"symexp: disk error: {root}") from None
             if user:
                 raise SystemExit(f"symexp: {kind} error: {root}") from None
             raise

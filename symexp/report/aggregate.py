@@ -8,6 +8,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+FAILED = "results.failed.json"
 ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling",
             "partials")
 
@@ -82,11 +83,21 @@ def _missing_jobs(root: Path) -> list[Path]:
     return [h.parent for h in sorted(root.rglob(".hydra")) if h.parent != root and not (h.parent / "results.json").exists()]
 
 
+def _refused_rerun(failed: Path) -> bool:
+    """A failure record that older symexp versions wrote for a rerun they refused (another config's
+    folder): the folder's status is its last accepted run, so it does not count."""
+    try:
+        return str(json.loads(failed.read_text()).get("error", "")).startswith("ConfigError: resume:")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def job_status(job_dir: Path) -> tuple[str, str | None]:
     """(status, error) of a job folder's latest attempt: results.json, unless a later attempt failed and
     wrote results.failed.json beside a good one; a missing or unreadable file counts as failed."""
     results, failed = job_dir / "results.json", job_dir / "results.failed.json"
-    path = failed if failed.exists() and (not results.exists() or failed.stat().st_mtime >= results.stat().st_mtime) else results
+    newer = failed.exists() and (not results.exists() or failed.stat().st_mtime >= results.stat().st_mtime)
+    path = failed if newer and not _refused_rerun(failed) else results
     try:
         res = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -96,12 +107,15 @@ def job_status(job_dir: Path) -> tuple[str, str | None]:
 
 def bad_jobs(root: Path) -> dict[str, str]:
     """{job folder: status} for every job below root whose latest attempt did not end ok (failed, diverged,
-    missing)."""
+    missing), and every job the sweep's latest invocation refused (refused)."""
+    from symexp.sweepcheck import refusals
+
     out = {str(job.relative_to(root)): "missing" for job in _missing_jobs(root)}
+    out.update({job: "refused" for job in refusals(root)})
     for path in _results_files(root):
         status, _ = job_status(path.parent)
         if status != "ok":
-            out[str(path.parent.relative_to(root)) or "."] = status
+            out.setdefault(str(path.parent.relative_to(root)) or ".", status)
     return out
 
 
@@ -110,9 +124,13 @@ def collect(root: Path, relative_to: Path | None = None) -> list[dict]:
     relative to `relative_to` (default root), where a report written elsewhere finds the jobs' files."""
     base_dir = relative_to or root
     rel = lambda p: os.path.relpath(p, base_dir) if relative_to else (str(p.relative_to(root)) or ".")  # noqa: E731
+    from symexp.sweepcheck import refusals
+
     rows = []
     for job in _missing_jobs(root):
         rows.append({"job": rel(job), "status": "failed", "error": "no results.json: the job was killed or is still running"})
+    for job, error in refusals(root).items():  # the folder holds another config's run, left as it was
+        rows.append({"job": rel(root / job), "status": "refused", "error": error})
     for path in _results_files(root):
         try:
             res = json.loads(path.read_text())
@@ -127,6 +145,9 @@ def collect(root: Path, relative_to: Path | None = None) -> list[dict]:
             "error": res.get("error"),
             **_config_fields(res.get("config")),
         }
+        latest, latest_error = job_status(path.parent)
+        if latest == "failed" and base["status"] != "failed":  # a later attempt failed beside these results
+            rows.append({**base, "status": "failed", "error": f"latest attempt ({FAILED}): {latest_error}"})
         members = res.get("members") or []
         if not members:
             rows.append({**base, "seed": res.get("seed")})
