@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symexp import fingerprint as fp
+from symexp import signals
 from symexp.console import print_table
 from symexp.joblog import job_log, log_traceback
 from symexp.results import SCHEMA, environment, load, write_json_atomic
@@ -152,6 +153,47 @@ def _write_failure(out_dir: Path, payload: dict, previous: dict | None) -> Path:
     return path
 
 
+def _write_interrupted(out_dir: Path, payload: dict, previous: dict | None, stop: signals.JobInterrupted,
+                       trainer, t0: float) -> None:
+    """results.json of a job a signal stopped: the signal, where training stood, the metrics logged so far
+    and the checkpoint a rerun continues."""
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
+    payload.update(
+        status=signals.INTERRUPTED, signal=signals.signal_name(stop.signum),
+        error=signals.interrupted_message(stop, ckpt),
+        metrics=signals.logged_metrics(trainer), checkpoint=str(ckpt.relative_to(out_dir)) if ckpt.exists() else None,
+    )
+    payload["timing"] = {**payload.get("timing", {}), "wall_s": time.time() - t0}
+    _write_failure(out_dir, payload, previous)
+
+
+def _write_not_started(out_dir: Path, payload: dict, previous: dict | None, signum: int) -> None:
+    """A sweep job after the one a signal stopped: recorded, so the summary lists it; a rerun runs it."""
+    payload.update(status=signals.NOT_STARTED, signal=signals.signal_name(signum), config=None, fingerprint=None,
+                   error=f"not started: the sweep was interrupted by {signals.signal_name(signum)}; "
+                         "rerun the same command to run it")
+    _write_failure(out_dir, payload, previous)
+
+
+def _interrupted(stop: signals.JobInterrupted, run_name: str, out_dir: Path, payload: dict, previous: dict | None,
+                 logger, trainer, t0: float, rank: int, multirun: bool) -> None:
+    """After a signal: results.json says interrupted, the W&B run closes with the exit code, submitit's own
+    handler (requeue) runs, and a single run exits 128 + signal; in a sweep the next jobs do not start."""
+    signals.set_phase("idle")
+    code = signals.exit_code(stop.signum)
+    if rank == 0:
+        _write_interrupted(out_dir, payload, previous, stop, trainer, t0)
+        log.error("job %s %s (%s; exit %d)", run_name, payload["error"], out_dir, code)
+    if logger is not None:
+        from symexp.loggers import finish
+
+        finish(logger, failed=True, error=payload["error"], status=signals.INTERRUPTED, exit_code=code)
+    signals.after_stop(stop.signum)
+    if multirun:
+        return None
+    raise SystemExit(code)
+
+
 def _checkpoint_callback(cfg: DictConfig, out_dir: Path, config: dict, fingerprint: str):
     from symexp.checkpointing import PeriodicCheckpoint
 
@@ -184,7 +226,8 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
         "schema": SCHEMA, "status": "failed", "error": None, "name": cfg.name, "seed": cfg.seed,
         "fingerprint": None, "config": None, "metrics": {}, "members": [], "timing": {}, "env": {},
     }
-    logger = None
+    logger = trainer = None
+    signals.start_job(keep_state=multirun)
     with job_log(out_dir) as jlog:
         try:
             config = resolve_config(cfg)
@@ -197,6 +240,11 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 if decision.action == "skip":
                     log.info("job %s already finished with this config (%s): skipped", run_name, out_dir / RESULTS)
                     return previous.get("objective")
+                if signals.received() is not None:
+                    if rank == 0:
+                        _write_not_started(out_dir, payload, previous, signals.received())
+                    log.warning("job %s not started: the sweep was interrupted", run_name)
+                    return None
                 ckpt = decision.checkpoint
             else:
                 ckpt = Path(checkpoint)
@@ -222,13 +270,19 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             callbacks = [sym_cb]
             if cfg.save_checkpoints and checkpoint is None:
                 callbacks.append(_checkpoint_callback(cfg, out_dir, config, fingerprint))
+            else:
+                from symexp.checkpointing import SafeStop
+
+                callbacks.append(SafeStop())
             limits = _eval_limits(ckpt) if checkpoint is not None else None
             trainer = _trainer(cfg, task, out_dir, logger, callbacks, limits)
             if logger is not None:
                 n_params = sum(p.numel() for p in task.model.parameters() if p.requires_grad)
                 logger.log_hyperparams({"params/trainable": n_params, "seeds": seeds})
             t_fit = time.time()
-            trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
+            with signals.phase("training"):  # a signal stops the fit at its next checkpoint
+                trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
+            signals.raise_if_received()  # one that came in the last epoch
             fit_s = time.time() - t_fit
             if not trainer.is_global_zero:
                 return None  # DDP: rank zero alone evaluates and writes the job's files
@@ -263,6 +317,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                     experiment.summary.update({k: v for k, v in summary.items()})
                     experiment.summary["status"] = payload["status"]
             write_json_atomic(out_dir / RESULTS, payload)
+            signals.set_phase("idle")  # the result is written: a signal now only stops a sweep's next jobs
             jlog.info("job %s %s in %.1f s: %s", run_name, payload["status"], time.time() - t0,
                       ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and "/block" not in k)[:2000])
             print_table(cfg.name, members, summary, task.headline_metrics())
@@ -272,7 +327,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
 
                 audit_run(cfg, task, out_dir)
             return objective
+        except signals.JobInterrupted as stop:  # checkpoint saved (at a safe point): record, close, exit 128+signal
+            return _interrupted(stop, run_name, out_dir, payload, previous, logger, trainer, t0, rank, multirun)
         except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
+            signals.set_phase("idle")  # a signal now must not interrupt writing the failure
             root = root_error(exc)
             payload["error"] = f"{type(root).__name__}: {root}"
             payload["traceback"] = traceback.format_exc()
@@ -294,3 +352,5 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             if user:
                 raise SystemExit(f"symexp: {kind} error: {root}") from None
             raise
+        finally:
+            signals.end_job(give_back_handlers=not multirun)
