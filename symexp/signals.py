@@ -240,3 +240,36 @@ def logged_metrics(trainer) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+
+def _job_order(job: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in Path(job).parts)
+
+
+def _recorded_signal(sweep_dir: Path, jobs: list[str]) -> int | None:
+    import json
+
+    for job in jobs:
+        for name in ("results.json", "results.failed.json"):
+            try:
+                recorded = json.loads((sweep_dir / job / name).read_text()).get("signal")
+                return int(signal.Signals[recorded])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return None
+
+
+def sweep_exit_code(sweep_dir: Path, bad: dict[str, str]) -> int | None:
+    """128 + signal when a signal stopped the sweep (``bad``: {job: status} of the jobs that did not end ok),
+    after one line naming the interrupted and the not-started jobs; None when no job was stopped."""
+    interrupted = sorted((j for j, s in bad.items() if s == INTERRUPTED), key=_job_order)
+    not_started = sorted((j for j, s in bad.items() if s == NOT_STARTED), key=_job_order)
+    if not interrupted and not not_started:
+        return None
+    signum = received() or _recorded_signal(sweep_dir, interrupted + not_started) or signal.SIGTERM
+    log.error("symexp: the sweep in %s was interrupted by %s: %d job(s) interrupted (%s), %d not started (%s); "
+              "rerun the same command to continue them", sweep_dir, signal_name(signum), len(interrupted),
+              ", ".join(interrupted) or "-", len(not_started), ", ".join(not_started) or "-")
+    return exit_code(signum)
