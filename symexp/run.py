@@ -167,14 +167,6 @@ def _write_interrupted(out_dir: Path, payload: dict, previous: dict | None, stop
     _write_failure(out_dir, payload, previous)
 
 
-def _write_not_started(out_dir: Path, payload: dict, previous: dict | None, signum: int) -> None:
-    """A sweep job after the one a signal stopped: recorded, so the summary lists it; a rerun runs it."""
-    payload.update(status=signals.NOT_STARTED, signal=signals.signal_name(signum), config=None, fingerprint=None,
-                   error=f"not started: the sweep was interrupted by {signals.signal_name(signum)}; "
-                         "rerun the same command to run it")
-    _write_failure(out_dir, payload, previous)
-
-
 def _interrupted(stop: signals.JobInterrupted, run_name: str, out_dir: Path, payload: dict, previous: dict | None,
                  logger, trainer, t0: float, rank: int, multirun: bool) -> None:
     """After a signal: results.json says interrupted, the W&B run closes with the exit code, submitit's own
@@ -241,8 +233,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                     log.info("job %s already finished with this config (%s): skipped", run_name, out_dir / RESULTS)
                     return previous.get("objective")
                 if signals.received() is not None:
-                    if rank == 0:
-                        _write_not_started(out_dir, payload, previous, signals.received())
+                    if rank == 0:  # recorded, so the summary lists it; a rerun runs it
+                        signum = signals.received()
+                        signals.record(out_dir, signals.NOT_STARTED, signals.not_started_error(signum), signum,
+                                       name=cfg.name, seed=cfg.seed)
                     log.warning("job %s not started: the sweep was interrupted", run_name)
                     return None
                 ckpt = decision.checkpoint

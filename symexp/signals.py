@@ -273,3 +273,28 @@ def sweep_exit_code(sweep_dir: Path, bad: dict[str, str]) -> int | None:
               "rerun the same command to continue them", sweep_dir, signal_name(signum), len(interrupted),
               ", ".join(interrupted) or "-", len(not_started), ", ".join(not_started) or "-")
     return exit_code(signum)
+
+
+def record(job_dir: Path, status: str, error: str, signum: int | None, **fields: Any) -> Path:
+    """Write a job's results.json for a job that a signal kept from finishing (or a dead worker); a good
+    results.json already there stays, the record goes beside it as results.failed.json (as for failures)."""
+    import json
+
+    from symexp.results import SCHEMA, write_json_atomic
+
+    job_dir = Path(job_dir)
+    path = job_dir / "results.json"
+    try:
+        keep = json.loads(path.read_text()).get("status") in ("ok", "diverged")
+    except (OSError, ValueError, AttributeError):
+        keep = False
+    payload = {"schema": SCHEMA, "status": status, "error": error, "signal": signal_name(signum) if signum else None,
+               "fingerprint": None,
+               "config": None, "metrics": {}, "members": [], "timing": {}, "env": {}, **fields}
+    target = job_dir / "results.failed.json" if keep else path
+    write_json_atomic(target, payload)
+    return target
+
+
+def not_started_error(signum: int) -> str:
+    return f"not started: the sweep was interrupted by {signal_name(signum)}; rerun the same command to run it"
