@@ -21,7 +21,6 @@ import signal
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +57,15 @@ def _worker_init() -> None:
     signals.install()
 
 
-@dataclass
 class _Slot:
-    executor: Any
-    pid: int
-    idx: int = -1
-    overrides: Sequence[str] = ()
-    future: Future | None = None
+    """One worker process (a single-worker loky executor) and the job it runs. Not a dataclass: Hydra
+    imports plugin modules without registering them in sys.modules, which dataclasses need."""
+
+    def __init__(self, executor: Any, pid: int) -> None:
+        self.executor, self.pid = executor, pid
+        self.idx: int = -1
+        self.overrides: Sequence[str] = ()
+        self.future: Future | None = None
 
 
 class TolerantJoblibLauncher(JoblibLauncher):
