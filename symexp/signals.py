@@ -171,8 +171,12 @@ def after_stop(signum: int) -> None:
     """Run the handler that was in place before symexp's (submitit's requeue or bypass), now that the
     job's checkpoint and results are written: submitit then requeues the job and exits its process."""
     handler = _state.chained.get(signum)
-    if handler is not None:
+    if handler is None:
+        return
+    try:
         handler(signum, None)
+    except Exception as exc:  # e.g. submitit's "timed-out too many times": the job stays interrupted
+        log.warning("symexp: %s's previous handler: %s", signal_name(signum), exc)
 
 
 def set_forward(forward: Callable[[int], None] | None) -> None:
