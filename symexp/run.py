@@ -219,9 +219,9 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
         "fingerprint": None, "config": None, "metrics": {}, "members": [], "timing": {}, "env": {},
     }
     logger = trainer = None
-    signals.start_job(keep_state=multirun)
     with job_log(out_dir) as jlog:
         try:
+            signals.start_job(keep_state=multirun)
             config = resolve_config(cfg)
             payload["config"] = config
             payload["fingerprint"] = fingerprint = fp.fingerprint(config)
