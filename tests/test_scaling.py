@@ -156,7 +156,7 @@ def test_a_job_signalled_twice_is_requeued_and_ends_with_the_numbers_of_an_unint
     seen, done = 0, set()
     for slot in range(2):
         # a new slot's process, then a checkpoint of its own (the stopped slot saved one at the signal)
-        pid = _wait_for(lambda: [p for p in _task_pids(sweep) if p not in done], what=f"slot {slot + 1}")[0]
+        pid = _wait_for(lambda d=done: [p for p in _task_pids(sweep) if p not in d], what=f"slot {slot + 1}")[0]
         _wait_for(lambda s=seen: ckpt.exists() and ckpt.stat().st_mtime_ns > s, what=f"a checkpoint in slot {slot + 1}")
         os.kill(pid, signal.SIGUSR2)
         _wait_for(lambda p=pid: p not in _task_pids(sweep), what="the job to stop")
