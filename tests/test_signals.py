@@ -217,3 +217,18 @@ def test_sigterm_to_a_joblib_sweep_stops_its_workers_and_records_the_rest(tmp_pa
     assert proc.returncode == 143, out[-3000:]
     assert [_results(sweep / str(i))["status"] for i in (0, 1)] == ["interrupted", "not_started"]
     assert "seed=1" in (sweep / "1" / ".hydra" / "overrides.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_submitit_job_records_it_interrupted_and_the_sweep_exits_143(tmp_path):
+    """SLURM's scancel / time-limit SIGTERM reaches the job's process (not the one waiting for the array)."""
+    from tests.test_scaling import _task_pids
+
+    sweep = tmp_path / "sweep"
+    proc = _start(["-m", "launcher=submitit_local", "seed=0", *LONG, "logger=none", f"hydra.sweep.dir={sweep}"],
+                  tmp_path)
+    _wait_for(lambda: (sweep / "0" / "checkpoints" / "last.ckpt").exists(), what="the first checkpoint")
+    (pid,) = _wait_for(lambda: _task_pids(sweep), what="the job process")
+    out = _signal_after_checkpoint(proc, sweep / "0" / "checkpoints" / "last.ckpt", signal.SIGTERM, pid=pid)
+    assert proc.returncode == 143, out[-3000:]
+    assert _results(sweep / "0")["status"] == "interrupted"
