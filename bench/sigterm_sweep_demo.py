@@ -63,7 +63,7 @@ def main() -> int:
     lines = [x for x in out.splitlines() if "interrupted" in x or "not started" in x]
     print(f"\nSIGTERM after {seen} checkpoints of job 1 ({t_signal:.0f} s): exit {proc.returncode}")
     for line in lines[-3:]:
-        print("  " + line.split("] ", 1)[-1][:220])
+        print("  " + line.split("] - ", 1)[-1][:220])
     print("  statuses:", _statuses(sweep, args.jobs), "| summary.md:", (sweep / "summary.md").exists())
     ok = proc.returncode == 143 and (sweep / "summary.md").exists()
     t1 = time.time()
