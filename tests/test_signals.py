@@ -232,3 +232,21 @@ def test_sigterm_to_a_submitit_job_records_it_interrupted_and_the_sweep_exits_14
     out = _signal_after_checkpoint(proc, sweep / "0" / "checkpoints" / "last.ckpt", signal.SIGTERM, pid=pid)
     assert proc.returncode == 143, out[-3000:]
     assert _results(sweep / "0")["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_killed_local_gpus_job_is_recorded_failed_and_the_sweep_reports(tmp_path, monkeypatch):
+    """launcher=local_gpus (submitit's local executor): a job process killed by SIGKILL used to raise
+    UncompletedJobError in the sweep's process, with no summary."""
+    from tests.test_scaling import _task_pids
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    sweep = tmp_path / "sweep"
+    proc = _start(["-m", "launcher=local_gpus", "seed=0", *LONG, "logger=none", f"hydra.sweep.dir={sweep}"], tmp_path)
+    _wait_for(lambda: (sweep / "0" / "checkpoints" / "last.ckpt").exists(), what="the first checkpoint")
+    (pid,) = _wait_for(lambda: _task_pids(sweep), what="the job process")
+    out = _signal_after_checkpoint(proc, sweep / "0" / "checkpoints" / "last.ckpt", signal.SIGKILL, pid=pid)
+    assert proc.returncode == 1, out[-3000:]
+    res = _results(sweep / "0")
+    assert res["status"] == "failed" and "ended without a result" in res["error"]
+    assert (sweep / "summary.md").exists() and "UncompletedJobError" not in out.splitlines()[-1]

@@ -137,36 +137,47 @@ class TolerantJoblibLauncher(JoblibLauncher):
             signum = dead_worker_signal(exc)
             return self._dead(slot.idx, slot.overrides, slot.pid, signum), False
 
-    def _job_dir(self, idx: int, overrides: Sequence[str]) -> tuple[Path, Any]:
-        """The job's folder as Hydra names it (hydra.sweep.dir / hydra.sweep.subdir of this job)."""
-        from hydra.core.hydra_config import HydraConfig
-
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(cfg):
-            cfg.hydra.job.id, cfg.hydra.job.num = f"{cfg.hydra.job.name}_{idx}", idx
-        HydraConfig.instance().set_config(cfg)
-        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), cfg
-
     def _dead(self, idx: int, overrides: Sequence[str], pid: int, signum: int | None) -> JobReturn:
         from symexp import signals
 
-        job_dir, cfg = self._job_dir(idx, overrides)
         how = f"killed by {signals.signal_name(signum)}" if signum else "ended without a result"
         hint = " (the OOM killer or kill -9)" if signum == signal.SIGKILL else ""
-        error = f"the worker process (pid {pid}) running this job was {how}{hint}; rerun the same command to retry it"
-        path = signals.record(job_dir, "failed", error, signum, name=cfg.get("name"), seed=cfg.get("seed"))
-        log.error("job #%d %s (%s)", idx, error, path)
-        return _returned(overrides, cfg, job_dir)
+        return record_lost_job(self.config, self.hydra_context, idx, overrides,
+                               f"the worker process (pid {pid}) running this job was {how}{hint}", signum)
 
     def _not_started(self, idx: int, overrides: Sequence[str], signum: int) -> JobReturn:
         from symexp import signals
 
-        job_dir, cfg = self._job_dir(idx, overrides)
+        job_dir, cfg = job_dir_of(self.config, self.hydra_context, idx, overrides)
         (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)  # the summary reads the job's overrides there
         OmegaConf.save(OmegaConf.create(list(overrides)), job_dir / ".hydra" / "overrides.yaml")
         signals.record(job_dir, signals.NOT_STARTED, signals.not_started_error(signum), signum,
                        name=cfg.get("name"), seed=cfg.get("seed"))
         return _returned(overrides, cfg, job_dir)
+
+
+def job_dir_of(config, hydra_context, idx: int, overrides: Sequence[str]) -> tuple[Path, Any]:
+    """A sweep job's folder as Hydra names it (hydra.sweep.dir / hydra.sweep.subdir of that job)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(cfg):
+        cfg.hydra.job.id, cfg.hydra.job.num = f"{cfg.hydra.job.name}_{idx}", idx
+    HydraConfig.instance().set_config(cfg)
+    return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), cfg
+
+
+def record_lost_job(config, hydra_context, idx: int, overrides: Sequence[str], cause: str,
+                    signum: int | None) -> JobReturn:
+    """A job whose process died without a result (OOM killer, kill -9): results.json says failed and why,
+    and the sweep goes on."""
+    from symexp import signals
+
+    job_dir, cfg = job_dir_of(config, hydra_context, idx, overrides)
+    error = f"{cause}; rerun the same command to retry it"
+    path = signals.record(job_dir, "failed", error, signum, name=cfg.get("name"), seed=cfg.get("seed"))
+    log.error("job #%d: %s (%s)", idx, error, path)
+    return _returned(overrides, cfg, job_dir)
 
 
 def _returned(overrides: Sequence[str], cfg, job_dir: Path) -> JobReturn:
