@@ -30,6 +30,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from symexp.resume import LAST
+from symexp.signals import stop_at_safe_point, take_over_from_lightning
 
 
 def pack(obj) -> torch.Tensor:
@@ -77,6 +78,7 @@ class PeriodicCheckpoint(Checkpoint):
         return self.dirpath / LAST
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        take_over_from_lightning(trainer)
         self._last_save = time.monotonic()
         self._period = None
         if self.every_fraction:
@@ -106,16 +108,22 @@ class PeriodicCheckpoint(Checkpoint):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
         self._restore_rng()
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.max_steps == -1 and self._due(trainer.current_epoch + 1):
+    def _safe_point(self, trainer: L.Trainer) -> None:
+        """Save when due; after a stop signal (symexp.signals), save and stop the fit."""
+        due = self._due(trainer.current_epoch + 1)
+        if due:
             self.save(trainer)
+        stop_at_safe_point(trainer, save=None if due else lambda: self.save(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.max_steps == -1:
+            self._safe_point(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         # Step-budgeted runs (max_steps set) restart exactly only from their epoch's last batch: Lightning
         # restarts an epoch-end checkpoint of theirs by running that epoch's loop once more.
-        last = batch_idx + 1 == trainer.num_training_batches
-        if trainer.max_steps != -1 and last and self._due(trainer.current_epoch + 1):
-            self.save(trainer)
+        if trainer.max_steps != -1 and batch_idx + 1 == trainer.num_training_batches:
+            self._safe_point(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
@@ -181,3 +189,19 @@ def start_checkpoint(path: str | Path, task: torch.nn.Module) -> Path:
     if mismatch:
         raise ConfigError("ckpt_path", f"{path} does not fit this model: {mismatch}")
     return path
+
+
+class SafeStop(L.Callback):
+    """Runs without checkpoints (save_checkpoints=false) still stop on a signal at the same safe points,
+    with nothing saved."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        take_over_from_lightning(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.max_steps == -1:
+            stop_at_safe_point(trainer)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if trainer.max_steps != -1 and batch_idx + 1 == trainer.num_training_batches:
+            stop_at_safe_point(trainer)

@@ -80,7 +80,9 @@ def run_job(cfg: DictConfig) -> float | None:
     from symexp.run import run
 
     value = run(cfg)
-    if not HydraConfig.initialized():
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if not HydraConfig.initialized() or getattr(rank_zero_only, "rank", 0):  # DDP: rank zero alone reports
         return value
     hc = HydraConfig.get()
     status, error = job_status(Path(hc.runtime.output_dir))

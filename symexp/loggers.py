@@ -205,23 +205,25 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | Non
     return logger
 
 
-def finish(logger: Logger | None, failed: bool, error: str | None = None) -> None:
-    """Close the job's W&B run with ``status`` (and ``error``) in its summary, marked failed when the job
-    failed; online with ``logger.log_artifacts``, results.json and the last checkpoint become artifacts."""
+def finish(logger: Logger | None, failed: bool, error: str | None = None, status: str = "failed",
+           exit_code: int | None = None) -> None:
+    """Close the job's W&B run with ``status`` (and ``error``) in its summary, marked failed (``exit_code``,
+    default 1) when the job failed or was interrupted; online with ``logger.log_artifacts``, results.json and
+    the last checkpoint become artifacts."""
     if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0:
         return
     run = logger._experiment
     if run is None or getattr(run, "_is_finished", False):
         return
     if failed:
-        run.summary["status"] = "failed"
+        run.summary["status"] = status
     elif "status" not in run.summary.keys():
         run.summary["status"] = "ok"
     run.summary["error"] = error if failed else None
     job = getattr(logger, "symexp_job", {})
     if job.get("log_artifacts") and not run.settings._offline and not run.settings._noop:
         _log_artifacts(run, Path(job["out_dir"]), job.get("job_type", "train"))
-    run.finish(exit_code=1 if failed else 0)
+    run.finish(exit_code=(exit_code or 1) if failed else 0)
 
 
 def _log_artifacts(run, out_dir: Path, job_type: str) -> None:

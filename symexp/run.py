@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symexp import fingerprint as fp
 from symexp import folder as jobfolder
+from symexp import signals
 from symexp.console import print_table
 from symexp.joblog import job_log, log_traceback
 from symexp.results import SCHEMA, environment, write_json_atomic
@@ -227,6 +228,39 @@ def _write_artefact(payload: dict, what: str, make, *args):
         return None
 
 
+def _write_interrupted(out_dir: Path, payload: dict, previous: dict | None, stop: signals.JobInterrupted,
+                       trainer, t0: float) -> None:
+    """results.json of a job a signal stopped: the signal, where training stood, the metrics logged so far
+    and the checkpoint a rerun continues."""
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
+    payload.update(
+        status=signals.INTERRUPTED, signal=signals.signal_name(stop.signum),
+        error=signals.interrupted_message(stop, ckpt),
+        metrics=signals.logged_metrics(trainer), checkpoint=str(ckpt.relative_to(out_dir)) if ckpt.exists() else None,
+    )
+    payload["timing"] = {**payload.get("timing", {}), "wall_s": time.time() - t0}
+    _write_failure(out_dir, payload, previous)
+
+
+def _interrupted(stop: signals.JobInterrupted, run_name: str, out_dir: Path, payload: dict, previous: dict | None,
+                 logger, trainer, t0: float, rank: int, multirun: bool) -> None:
+    """After a signal: results.json says interrupted, the W&B run closes with the exit code, submitit's own
+    handler (requeue) runs, and a single run exits 128 + signal; in a sweep the next jobs do not start."""
+    signals.set_phase("idle")
+    code = signals.exit_code(stop.signum)
+    if rank == 0:
+        _write_interrupted(out_dir, payload, previous, stop, trainer, t0)
+        log.error("job %s %s (%s; exit %d)", run_name, payload["error"], out_dir, code)
+    if logger is not None:
+        from symexp.loggers import finish
+
+        finish(logger, failed=True, error=payload["error"], status=signals.INTERRUPTED, exit_code=code)
+    signals.after_stop(stop.signum)
+    if multirun:
+        return None
+    raise SystemExit(code)
+
+
 def _checkpoint_callback(cfg: DictConfig, out_dir: Path, config: dict, fingerprint: str):
     from symexp.checkpointing import PeriodicCheckpoint
 
@@ -271,9 +305,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
         "fingerprint": None, "config": None, "metrics": {}, "members": [], "timing": {}, "env": {},
         "warnings": [],
     }
-    logger = None
+    logger = trainer = None
     with job_log(out_dir) as jlog:
         try:
+            signals.start_job(keep_state=multirun)
             config = resolve_config(cfg)
             payload["config"] = config
             payload["fingerprint"] = fingerprint = fp.fingerprint(config)
@@ -283,6 +318,13 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 decision = decide(folder, config, str(cfg.resume))
                 if decision.action == "skip":
                     return _skip(out_dir, folder, decision, run_name, config) if rank == 0 else None
+                if signals.received() is not None:
+                    if rank == 0:  # recorded, so the summary lists it; a rerun runs it
+                        signum = signals.received()
+                        signals.record(out_dir, signals.NOT_STARTED, signals.not_started_error(signum), signum,
+                                       name=cfg.name, seed=cfg.seed)
+                    log.warning("job %s not started: the sweep was interrupted", run_name)
+                    return None
                 ckpt = decision.checkpoint
             else:
                 ckpt = Path(checkpoint)
@@ -312,6 +354,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             callbacks = [sym_cb, *extra_callbacks(cfg)]
             if cfg.save_checkpoints and checkpoint is None:
                 callbacks.append(_checkpoint_callback(cfg, out_dir, config, fingerprint))
+            else:
+                from symexp.checkpointing import SafeStop
+
+                callbacks.append(SafeStop())
             if ckpt is None and checkpoint is None and cfg.get("ckpt_path"):
                 from symexp.checkpointing import start_checkpoint
 
@@ -323,7 +369,9 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 n_params = sum(p.numel() for p in task.model.parameters() if p.requires_grad)
                 logger.log_hyperparams({"params/trainable": n_params, "seeds": seeds})
             t_fit = time.time()
-            trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
+            with signals.phase("training"):  # a signal stops the fit at its next checkpoint
+                trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
+            signals.raise_if_received()  # one that came in the last epoch
             fit_s = time.time() - t_fit
             if not trainer.is_global_zero:
                 return None  # DDP: rank zero alone evaluates and writes the job's files
@@ -349,6 +397,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             )
             # the results first (atomically), then the optional artefacts: a figure that fails is a warning
             write_json_atomic(out_dir / RESULTS, payload)
+            signals.set_phase("idle")  # the result is written: a signal now only stops a sweep's next jobs
             previous = dict(payload)  # from here on a failure never replaces these results
             (out_dir / FAILED_RESULTS).unlink(missing_ok=True)  # an earlier attempt's failure is superseded
             figures = _write_artefact(payload, "figures", task.figures, out_dir / "figures") or {}
@@ -368,7 +417,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             return objective
         except Refused as exc:
             return _refused(exc, out_dir, run_name, multirun)
+        except signals.JobInterrupted as stop:  # checkpoint saved (at a safe point): record, close, exit 128+signal
+            return _interrupted(stop, run_name, out_dir, payload, previous, logger, trainer, t0, rank, multirun)
         except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
+            signals.set_phase("idle")  # a signal now must not interrupt writing the failure
             root = root_error(exc)
             disk = jobfolder.disk_error(root)
             if disk:  # the folder cannot take the record nor the log: one line naming it
@@ -399,3 +451,5 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             if user:
                 raise SystemExit(f"symexp: {kind} error: {root}") from None
             raise
+        finally:
+            signals.end_job(give_back_handlers=not multirun)

@@ -1,5 +1,6 @@
-"""DDP on CPU (2 processes, gloo): only rank zero writes results.json, figures and the W&B run, and the
-job ends ok (rank 1 used to crash in the summary update and leave status ok beside an error)."""
+"""DDP on CPU (2 processes, gloo): only rank zero writes results.json, figures and the W&B run and reports,
+and the job ends ok (rank 1 used to crash in the summary update and leave status ok beside an error, then
+to print "job failed: no readable results.json" when it looked for rank zero's results too early)."""
 
 from __future__ import annotations
 
@@ -23,5 +24,6 @@ def test_two_process_cpu_ddp_smoke(tmp_path):
     assert res["metrics"]["test/acc"] > 0.3
     assert not (job / "results.failed.json").exists()
     assert "Traceback" not in proc.stderr
+    assert "job failed" not in proc.stdout + proc.stderr, "rank 1 must not judge the job (rank zero alone reports)"
     assert len(list((job / "wandb").glob("offline-run-*"))) == 1  # rank zero's run only
     assert (job / "checkpoints" / "last.ckpt").exists()

@@ -153,14 +153,14 @@ def test_a_job_signalled_twice_is_requeued_and_ends_with_the_numbers_of_an_unint
                              "hydra.launcher.timeout_min=2", *LONGER, f"hydra.sweep.dir={sweep}"],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ckpt = sweep / "0" / "checkpoints" / "last.ckpt"
-    seen = 0
+    seen, done = 0, set()
     for slot in range(2):
-        mtime = _wait_for(lambda s=seen: ckpt.exists() and ckpt.stat().st_mtime_ns > s and ckpt.stat().st_mtime_ns,
-                          what=f"a checkpoint in slot {slot + 1}")
-        (pid,) = _wait_for(lambda: _task_pids(sweep), what="the job process")
+        # a new slot's process, then a checkpoint of its own (the stopped slot saved one at the signal)
+        pid = _wait_for(lambda d=done: [p for p in _task_pids(sweep) if p not in d], what=f"slot {slot + 1}")[0]
+        _wait_for(lambda s=seen: ckpt.exists() and ckpt.stat().st_mtime_ns > s, what=f"a checkpoint in slot {slot + 1}")
         os.kill(pid, signal.SIGUSR2)
         _wait_for(lambda p=pid: p not in _task_pids(sweep), what="the job to stop")
-        seen = mtime
+        seen, done = ckpt.stat().st_mtime_ns, done | {pid}
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     assert reference.wait(timeout=600) == 0

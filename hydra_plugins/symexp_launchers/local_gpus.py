@@ -88,4 +88,17 @@ class LocalGPULauncher(LocalLauncher):
             )
             running[job] = slot
             jobs.append(job)
-        return [j.results()[0] for j in jobs]
+        return [self._result(job, initial_job_idx + i, job_overrides[i]) for i, job in enumerate(jobs)]
+
+    def _result(self, job, idx: int, overrides: Sequence[str]) -> JobReturn:
+        """The job's JobReturn; a job whose process died without a result (OOM killer, kill -9) is recorded
+        failed and the sweep goes on to its summary."""
+        from submitit.core.utils import UncompletedJobError
+
+        from hydra_plugins.symexp_launchers.parallel import record_lost_job
+
+        try:
+            return job.results()[0]
+        except UncompletedJobError as exc:
+            cause = f"the job's process ended without a result ({str(exc).splitlines()[0][:200]})"
+            return record_lost_job(self.config, self.hydra_context, idx, overrides, cause, None)

@@ -29,6 +29,11 @@ class SweepReport(Callback):
         except Exception as exc:  # the sweep's results are on disk; a report failure must not hide them
             log.error("sweep report failed (%s); rerun `python -m symexp.report %s`", exc, sweep_dir)
         bad = bad_jobs(sweep_dir)
+        from symexp.signals import sweep_exit_code
+
+        stopped = sweep_exit_code(sweep_dir, bad)
+        if stopped is not None:  # whatever strict_exit says: an interrupted sweep is not a finished one
+            raise SystemExit(stopped)
         if bad:
             listing = ", ".join(f"{job} ({status})" for job, status in sorted(bad.items()))
             log.error("%d job(s) of the sweep did not finish ok: %s", len(bad), listing)
