@@ -1,0 +1,59 @@
+"""W&B runs a user can work with: the sweep summary run carries the sweep's config and a numeric table,
+summary.md rendered; training runs have one step axis, one row per step and per-member metrics; eval and
+audit runs are named, grouped and tagged like their training run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.wandb_records import offline_runs
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+def _fake_sweep(tmp_path, n_jobs=2):
+    """A two-job sweep folder as Hydra and symexp.run leave it (overrides, multirun.yaml, results.json)."""
+    sweep = tmp_path / "sweeps" / "demo" / "2026-01-01_00-00-00"
+    (sweep).mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra:\n  sweeper:\n    params:\n      model.rank: 8,128\n")
+    for i, rank in enumerate((8, 128)[:n_jobs]):
+        job = sweep / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- model.rank={rank}\n- budget=smoke\n")
+        members = [{"seed": s, "status": "ok", "metrics": {"test/mse": 1e-3 * (s + 1), "regime": "symmetric"}}
+                   for s in range(2)]
+        (job / "results.json").write_text(json.dumps({
+            "status": "ok", "name": "rflr_table1_quad2d", "members": members, "metrics": members[0]["metrics"],
+            "config": {"logger": {"mode": "offline", "project": "p"}, "model": {"rank": rank, "width": 64},
+                       "seed": 0}}))
+    return sweep
+
+
+def test_summary_run_has_the_sweep_config_a_numeric_table_and_rendered_markdown(tmp_path):
+    from symexp.report.aggregate import collect
+    from symexp.report.wandb_summary import log_summary
+
+    sweep = _fake_sweep(tmp_path)
+    md = sweep / "summary.md"
+    md.write_text("# symexp summary\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    log_summary(sweep, collect(sweep), md, {})
+    (rec,) = offline_runs(sweep)
+    cfg = rec["config"]
+    assert cfg["sweep"]["swept"] == {"model.rank": ["8", "128"]}
+    assert cfg["model"] == {"width": 64}, "the shared config keeps what the jobs agree on"
+    (table_file,) = list(sweep.glob("wandb/offline-run-*/files/media/table/summary/members_*.table.json"))
+    table = json.loads(table_file.read_text())
+    col = {c: i for i, c in enumerate(table["columns"])}
+    cells = [row[col["test/mse"]] for row in table["data"]]
+    assert cells and all(isinstance(c, float) for c in cells), cells
+    assert all(isinstance(row[col["rank"]], float) for row in table["data"])
+    assert {row[col["regime"]] for row in table["data"]} == {"symmetric"}
+    (html_file,) = list(sweep.glob("wandb/offline-run-*/files/media/html/summary/markdown_*.html"))
+    html = html_file.read_text()
+    assert "<table>" in html and "<h1>symexp summary</h1>" in html and "<pre>" not in html
