@@ -94,9 +94,10 @@ def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limi
     import lightning as L
     from lightning.pytorch.callbacks import Checkpoint
 
-    from symexp.loggers import progress_callbacks
+    from symexp.loggers import StepAxis, progress_callbacks
 
     progress, bar = progress_callbacks(cfg.progress)
+    progress = [*progress, StepAxis()]  # the W&B run's one step axis
     kwargs = dict(task.trainer_defaults())
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.device).items() if k in TRAINER_KEYS})
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None})
@@ -254,7 +255,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 env={**environment(Path(cfg.paths.root), _device_name(trainer)), "engine": task.engine_info()},
             )
             if logger is not None:
+                from symexp.loggers import log_members
+
                 logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
+                log_members(logger, members, task.headline_metrics())
                 if hasattr(logger, "log_image"):
                     for key, path in figures.items():
                         logger.log_image(key=f"figures/{key}", images=[str(path)])

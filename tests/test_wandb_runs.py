@@ -57,3 +57,42 @@ def test_summary_run_has_the_sweep_config_a_numeric_table_and_rendered_markdown(
     (html_file,) = list(sweep.glob("wandb/offline-run-*/files/media/html/summary/markdown_*.html"))
     html = html_file.read_text()
     assert "<table>" in html and "<h1>symexp summary</h1>" in html and "<pre>" not in html
+
+
+TINY = ["model.width=32", "model.rank=4", "model.depth=2", "data.n_train=16", "data.n_val=16", "task.val_every=1",
+        "task.epochs=3", "logger=wandb", "progress=none", "ensemble.size=3"]
+
+
+def test_training_run_has_one_step_axis_one_row_per_epoch_members_and_paper_lines(tmp_path):
+    """History rows carry one axis (data epochs), train and val of an epoch share a row, each member's
+    final metrics and val curve are namespaced member/<k>/..., and seed 000's Table 1 numbers for the
+    run's cell are drawn as lines (logged in the first and the last row)."""
+    from symexp.run import run
+    from tests.conftest import compose_cfg
+
+    job = tmp_path / "job"
+    run(compose_cfg(["experiment=rflr_table1_quad2d", *TINY, "model.rank=8"]), job_dir=job)  # a Table 1 cell
+    (rec,) = offline_runs(job)
+    rows = rec["history"]
+    assert rec["step_metrics"].get("*") == "epoch"
+    assert all("trainer/global_step" not in r for r in rows), "Lightning's second axis must not reach W&B"
+    epochs = [r["epoch"] for r in rows]
+    assert epochs == sorted(set(epochs)), f"one row per epoch, in order: {epochs}"
+    assert epochs[-1] == 3, "the axis counts data epochs (task.epochs=3)"
+    assert all("train/loss" in r and "val/mse" in r for r in rows if r["epoch"] >= 1), rows
+    assert "test/mse" in rows[-1], "the final metrics share the last training row"
+    assert {f"member/{k}/val/mse" for k in range(3)} <= set(rows[1])
+    summary = rec["summary"]
+    assert {f"member/{k}/test/mse" for k in range(3)} <= set(summary)
+    assert rows[0]["paper/test/mse"] == rows[-1]["paper/test/mse"] == pytest.approx(2.17e-5)
+    (table_file,) = list(job.glob("wandb/offline-run-*/files/media/table/members_*.table.json"))
+    table = json.loads(table_file.read_text())
+    col = table["columns"].index("test/mse")
+    assert [type(r[col]) for r in table["data"]] == [float] * 3
+
+
+def test_multirun_name_does_not_repeat_the_experiment():
+    from symexp.loggers import display_name
+
+    name = display_name("rflr_table1_gauss2d/0", ["experiment=rflr_table1_gauss2d", "budget=smoke"], True)
+    assert name == "rflr_table1_gauss2d/0 budget=smoke"
