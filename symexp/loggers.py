@@ -12,6 +12,7 @@ then offline / ``symexp`` / W&B's default entity. An online run that cannot reac
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -35,6 +36,7 @@ log = logging.getLogger("symexp")
 WANDB_MODES = ("offline", "online", "disabled")
 _ENV_MODES = {"offline": "offline", "dryrun": "offline", "online": "online", "run": "online", "disabled": "disabled"}
 ID_FILE = "wandb_id"
+RUN_FILE = "wandb_run.json"  # the training run's name, group, tags, project, entity: eval and audit runs follow it
 DEFAULT_INIT_TIMEOUT_S = 30.0
 # overrides that say where or how a job logs, not what it computes: left out of run names
 _NOT_IN_NAME = ("paths.", "logger.", "progress", "hydra.", "resume", "save_checkpoints", "name")
@@ -173,6 +175,54 @@ def _run_config(cfg: Any, choices: dict, overrides: list[str]) -> dict:
     return config
 
 
+def save_run_identity(out_dir: Path, run_kwargs: dict) -> None:
+    """Write the training run's identity beside its id, for the eval and audit runs of the job."""
+    keep = {k: run_kwargs.get(k) for k in ("name", "group", "tags", "project", "entity")}
+    path = Path(out_dir) / RUN_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**keep, "id": run_kwargs.get("id")}, indent=1))
+    tmp.replace(path)
+
+
+def trained_run(job_dir: Path | str | None) -> dict | None:
+    """The identity of the training run of a job folder: its wandb_run.json, else (a job trained before that
+    file existed) name, group and tags rebuilt from the folder's Hydra record; None outside a job folder."""
+    if not job_dir:
+        return None
+    job_dir = Path(job_dir)
+    try:
+        return json.loads((job_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        pass
+    hydra_file = job_dir / ".hydra" / "hydra.yaml"
+    if not hydra_file.is_file():
+        return None
+    hc = (OmegaConf.load(hydra_file).get("hydra") or {})
+    choices = {k: v for k, v in (OmegaConf.to_container(hc.runtime.choices) or {}).items() if not k.startswith("hydra/")}
+    config = OmegaConf.load(job_dir / "config.resolved.yaml") if (job_dir / "config.resolved.yaml").is_file() else {}
+    name = str(choices.get("experiment") or _select(config, "name", "run"))
+    multirun = str(hc.get("mode")) == "MULTIRUN"
+    sweep = Path(str(hc.sweep.dir)) if multirun else None
+    run_name = display_name(f"{name}/{hc.job.num if multirun else job_dir.name}", list(hc.overrides.task), multirun)
+    return {"name": run_name, "group": f"{sweep.parent.name}/{sweep.name}" if sweep else None,
+            "tags": default_tags(config, choices), "project": None, "entity": None,
+            "id": (job_dir / ID_FILE).read_text().strip() if (job_dir / ID_FILE).is_file() else None}
+
+
+def follow_training_run(kwargs: dict, job_dir: Path | str | None, job_type: str) -> dict:
+    """An eval or audit run's W&B name, group and tags follow its training run (``<name> [eval]``, same
+    group, same tags plus the job type), so the filters that find the training run find it too."""
+    like = trained_run(job_dir)
+    if not like:
+        return kwargs
+    own = [t for t in kwargs.get("tags") or [] if not t.startswith(("experiment:", "model:", "data:", "syre:", "task:"))]
+    out = {**kwargs, "name": f"{like['name']} [{job_type}]", "group": like.get("group") or kwargs.get("group"),
+           "tags": list(dict.fromkeys([*(like.get("tags") or []), job_type, *own]))}
+    if isinstance(out.get("config"), dict) and like.get("id"):
+        out["config"] = {**out["config"], "trained_run": like["id"]}
+    return out
+
+
 def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | None,
                  job_type: str = "train") -> Logger | None:
     """The job's logger. For W&B: the run is created now (so a job that fails at once still has one),
@@ -193,9 +243,13 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | Non
         group=_select(cfg, "logger.group") or group, tags=default_tags(cfg, choices), job_type=job_type,
         dir=str(out_dir), config=_run_config(cfg, choices, overrides), resume="allow", reinit="finish_previous",
     )
+    if job_type != "train":  # an evaluation inside a job folder (<job>/eval): named like the job's run
+        kwargs = follow_training_run(kwargs, out_dir.parent, job_type)
     if rank_zero_only.rank != 0:  # DDP workers: Lightning's logger gives them a dummy experiment
         return WandbLogger(save_dir=str(out_dir), **kwargs)
     kwargs["id"] = job_run_id(out_dir, fresh=_select(cfg, "resume") in ("never", False))
+    if job_type == "train":
+        save_run_identity(out_dir, kwargs)
     run = init_run(ident["mode"], ident["init_timeout"], **kwargs)
     logger = StepAxisWandbLogger(experiment=run, save_dir=str(out_dir), project=ident["project"])
     logger.references = _references(kwargs["config"])

@@ -96,3 +96,34 @@ def test_multirun_name_does_not_repeat_the_experiment():
 
     name = display_name("rflr_table1_gauss2d/0", ["experiment=rflr_table1_gauss2d", "budget=smoke"], True)
     assert name == "rflr_table1_gauss2d/0 budget=smoke"
+
+
+def test_eval_and_audit_runs_are_named_grouped_and_tagged_like_their_training_run(tmp_path):
+    """A sweep job's eval and audit runs carry its name (plus [eval] / [audit]), its W&B group and its
+    tags from Hydra's choices (data:cosine1d, syre:off), not tags rebuilt from class names."""
+    import os
+    import subprocess
+    import sys
+
+    from symexp.audit.__main__ import main as audit_main
+    from symexp.evaluate import evaluate
+    from tests.conftest import ROOT
+
+    sweep = tmp_path / "sweeps" / "demo" / "stamp"
+    cmd = [sys.executable, "launch.py", "-m", "experiment=rflr_cosine1d", "seed=3", *TINY[:-1],
+           f"hydra.sweep.dir={sweep}", f"paths.output_root={tmp_path}"]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, env={**os.environ, "WANDB_MODE": "offline"})
+    job = sweep / "0"
+    (train,) = offline_runs(job)
+    assert train["name"].startswith("rflr_cosine1d/0 seed=3 ") and train["group"] == "demo/stamp"
+    assert {"data:cosine1d", "syre:off"} <= set(train["tags"])
+    evaluate(job, ["progress=none"])
+    (ev,) = offline_runs(job / "eval")
+    assert audit_main([str(job), "--wandb", "--no-figures"]) == 0
+    (audit,) = offline_runs(job / "audit")
+    for rec, kind in ((ev, "eval"), (audit, "audit")):
+        assert rec["name"] == f"{train['name']} [{kind}]"
+        assert rec["group"] == "demo/stamp"
+        assert set(train["tags"]) | {kind} <= set(rec["tags"])
+        assert not any(t.startswith("data:") and t != "data:cosine1d" for t in rec["tags"]), rec["tags"]
+    assert ev["config"]["trained_run"] == train["id"]
