@@ -50,8 +50,8 @@ def write(root: Path, entity: str | None = None, project: str | None = None, onl
         raise DashboardError(f"{root} is not a folder")
     ident = wandb_identity(read_sweep(root).logger_config())
     project = project or ident["project"]
-    entity = entity or ident["entity"] or (_default_entity() if online else "")
-    sweep, ws_obj, rep = build(root, entity, project, online)
+    entity = entity or ident["entity"] or ""
+    sweep, ws_obj, rep = build(root, entity, project)
     out = root / "dashboard"
     out.mkdir(exist_ok=True)
     paths = out / "workspace.json", out / "report.json"
@@ -60,7 +60,8 @@ def write(root: Path, entity: str | None = None, project: str | None = None, onl
         tmp.write_text(json.dumps(spec, indent=1, sort_keys=True))
         tmp.replace(path)
     urls: tuple[str, ...] = ()
-    if online:
+    if online:  # built again: the entity may come from the account, and the report's runsets name the project
+        _, ws_obj, rep = build(root, entity or _default_entity(), project, online=True)
         ws_obj.save()
         rep.save()
         urls = (ws_obj.url, rep.url)

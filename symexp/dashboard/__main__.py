@@ -24,19 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entity", default=None, help="W&B entity (default: the sweep's logger.entity)")
     parser.add_argument("--project", default=None, help="W&B project (default: the sweep's logger.project)")
     args = parser.parse_args(argv)
+    online = args.online or (args.sweep_dir.is_dir()
+                             and wandb_identity(read_sweep(args.sweep_dir).logger_config())["mode"] == "online")
     try:
-        online = args.online or (args.sweep_dir.is_dir()
-                                 and wandb_identity(read_sweep(args.sweep_dir).logger_config())["mode"] == "online")
         written = write(args.sweep_dir, args.entity, args.project, online=online)
     except DashboardError as exc:
         print(f"symexp.dashboard: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 -- online creation: network, key, permissions
-        if not args.online and "online" not in str(exc):
+    except Exception as exc:
+        if not online:
             raise
-        print(f"symexp.dashboard: creating the dashboard in W&B failed ({type(exc).__name__}: "
-              f"{str(exc).splitlines()[0] if str(exc) else ''}); the JSON specs are in "
-              f"{args.sweep_dir / 'dashboard'}", file=sys.stderr)
+        # W&B unreachable, no key, no permission: the specs are written before anything goes online
+        reason = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"symexp.dashboard: creating the dashboard in W&B failed ({type(exc).__name__}: {reason}); "
+              f"the JSON specs are in {args.sweep_dir / 'dashboard'}", file=sys.stderr)
         return 1
     print(f"{written.family} dashboard: {written.workspace}, {written.report}")
     for url in written.urls:

@@ -97,8 +97,8 @@ def panels(sweep: Sweep, layout: Layout) -> dict[str, list]:
             "overview": overview}
 
 
-def _run_filter(sweep: Sweep, job_type: str) -> list:
-    return [expr.Metric("Group") == sweep.group, expr.Metric("JobType") == job_type]
+def _run_filter(sweep: Sweep, job_type: str) -> expr.And:
+    return expr.And(expr.Metric("Group") == sweep.group, expr.Metric("JobType") == job_type)
 
 
 def workspace(sweep: Sweep, entity: str, project: str) -> ws.Workspace:
