@@ -127,3 +127,17 @@ def test_eval_and_audit_runs_are_named_grouped_and_tagged_like_their_training_ru
         assert set(train["tags"]) | {kind} <= set(rec["tags"])
         assert not any(t.startswith("data:") and t != "data:cosine1d" for t in rec["tags"]), rec["tags"]
     assert ev["config"]["trained_run"] == train["id"]
+
+
+def test_objective_task_logs_against_optimizer_steps(tmp_path):
+    """The objective benchmarks' Lightning epochs are logging intervals; their W&B axis is the step count."""
+    from symexp.run import run
+    from tests.conftest import compose_cfg
+
+    job = tmp_path / "job"
+    run(compose_cfg(["experiment=syre_ridge", "budget=smoke", "data.dim=40", "data.n_train=20", "data.n_val=100",
+                     "model.dims=[5,20,40]", "logger=wandb", "progress=none"]), job_dir=job)
+    (rec,) = offline_runs(job)
+    assert rec["step_metrics"].get("*") == "step"
+    steps = [r["step"] for r in rec["history"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 100, steps
