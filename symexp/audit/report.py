@@ -175,7 +175,7 @@ def scalars(report: dict) -> dict[str, float]:
     return out
 
 
-def log_wandb(report: dict, paths: dict[str, Path], out_dir: Path, project: str = "symexp", group: str | None = None,
+def log_wandb(report: dict, paths: dict[str, Path], out_dir: Path, project: str | None = None, group: str | None = None,
               name: str | None = None, mode: str | None = None) -> None:
     """One W&B run (job_type=audit): the scalars, the layer table and the figures. ``mode`` follows the
     logger's precedence (a set mode > WANDB_MODE > offline). The audit of a job folder is named, grouped
