@@ -141,3 +141,20 @@ def test_objective_task_logs_against_optimizer_steps(tmp_path):
     assert rec["step_metrics"].get("*") == "step"
     steps = [r["step"] for r in rec["history"]]
     assert steps == sorted(set(steps)) and steps[-1] == 100, steps
+
+
+def test_a_job_trained_before_wandb_run_json_is_followed_from_its_hydra_record(tmp_path):
+    from symexp.loggers import follow_training_run
+
+    job = tmp_path / "3"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  mode: MULTIRUN\n  sweep: {dir: /x/sweeps/demo/stamp}\n  job: {num: 3}\n"
+        "  overrides: {task: [experiment=rflr_table1_quad2d, seed=1]}\n"
+        "  runtime:\n    choices: {experiment: rflr_table1_quad2d, data: quad2d, syre: 'off', hydra/launcher: basic}\n")
+    (job / "wandb_id").write_text("abcd1234\n")
+    kwargs = follow_training_run({"name": "x", "tags": ["data:symmetricregressiondata", "mine"], "config": {}},
+                                 job, "eval")
+    assert kwargs["name"] == "rflr_table1_quad2d/3 seed=1 [eval]" and kwargs["group"] == "demo/stamp"
+    assert kwargs["tags"] == ["experiment:rflr_table1_quad2d", "data:quad2d", "syre:off", "eval", "mine"]
+    assert kwargs["config"]["trained_run"] == "abcd1234"
