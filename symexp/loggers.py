@@ -277,8 +277,9 @@ class StepAxisWandbLogger(WandbLogger):
     carries one axis, the task's own budget unit (``epoch`` in data epochs, ``env_step``, or ``step`` for
     step-budgeted tasks; the unit the plain progress lines show), declared with ``define_metric`` as the
     step metric of every other key; calls at the same axis value merge into one row, written when the
-    axis moves on or the run finishes (``finish``: the final metrics share the last training row). The paper's reference values (``references``) go into the first and
-    last rows, so a line plot draws each as a horizontal line."""
+    axis moves on or the run finishes (``finish``: the final metrics share the last training row). The
+    paper's reference values (``references``) go into the first and last rows, so a line plot draws each
+    as a horizontal line."""
 
     LIGHTNING_AXES = ("epoch", "trainer/global_step")
 
@@ -315,6 +316,7 @@ class StepAxisWandbLogger(WandbLogger):
             row.update(self.references)
         self.experiment.log({**row, self._axis: self._row_at})
         self._row, self._rows = {}, self._rows + 1
+
 
 def step_axis(trainer: L.Trainer, module: L.LightningModule) -> tuple[str, float]:
     """(name, value) of the run's step axis now: the task's own budget unit when it declares one

@@ -158,7 +158,8 @@ class RegressionTask(SymexpTask):
             epoch = int(self.data_step) // dm.n_train
             self.best_epoch = torch.where(improved, torch.full_like(self.best_epoch, epoch), self.best_epoch)
         ok = ~self.diverged
-        if self.logger is not None and 1 < self.members <= 32:  # each member's curve (W&B: member/<k>/val/mse)
+        # each member's curve beside the median (up to symexp.loggers.MAX_MEMBER_KEYS members)
+        if self.logger is not None and 1 < self.members <= 32:
             self.logger.log_metrics({f"member/{k}/val/mse": float(v) for k, v in enumerate(mse.tolist())},
                                     step=self.global_step)
         if ok.any():
