@@ -35,7 +35,7 @@ def build(root: Path, entity: str, project: str, online: bool = False):
         raise DashboardError(f"{root}: no job folders (with .hydra/) below it; is it a sweep folder?")
     if not sweep.metrics():
         raise DashboardError(f"{root}: no job wrote numeric metrics (no ok results.json yet)")
-    md = summary_markdown(collect(sweep.root))
+    md = summary_markdown(collect(sweep.root)).removeprefix("# symexp summary\n").lstrip()  # the report has a title
     return sweep, workspace(sweep, entity, project), report(sweep, md, entity, project, online)
 
 
