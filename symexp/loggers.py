@@ -276,7 +276,8 @@ class StepAxisWandbLogger(WandbLogger):
     intervals), so W&B's history mixed two axes and split one step into several rows. Here every row
     carries one axis, the task's own budget unit (``epoch`` in data epochs, ``env_step``, or ``step`` for
     step-budgeted tasks; the unit the plain progress lines show), declared with ``define_metric`` as the
-    step metric of every other key; calls at the same axis value merge into one row, written when the
+    step metric of every other key; calls at the same axis value merge into one row (unless a key would
+    be overwritten with another value: then a second row at the same axis value), written when the
     axis moves on or the run finishes (``finish``: the final metrics share the last training row). The
     paper's reference values (``references``) go into the first and last rows, so a line plot draws each
     as a horizontal line."""
@@ -302,9 +303,11 @@ class StepAxisWandbLogger(WandbLogger):
             self._axis = axis
             self.experiment.define_metric(axis)
             self.experiment.define_metric("*", step_metric=axis, step_sync=True)
-        if self._row_at is not None and value != self._row_at:
+        metrics = {k: v for k, v in metrics.items() if k not in self.LIGHTNING_AXES}
+        clash = any(k in self._row and self._row[k] != v for k, v in metrics.items())  # e.g. two events in one step
+        if self._row_at is not None and (value != self._row_at or clash):
             self.flush()
-        self._row.update({k: v for k, v in metrics.items() if k not in self.LIGHTNING_AXES})
+        self._row.update(metrics)
         self._row_at = value
 
     def flush(self, last: bool = False) -> None:

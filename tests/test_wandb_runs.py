@@ -158,3 +158,19 @@ def test_a_job_trained_before_wandb_run_json_is_followed_from_its_hydra_record(t
     assert kwargs["name"] == "rflr_table1_quad2d/3 seed=1 [eval]" and kwargs["group"] == "demo/stamp"
     assert kwargs["tags"] == ["experiment:rflr_table1_quad2d", "data:quad2d", "syre:off", "eval", "mine"]
     assert kwargs["config"]["trained_run"] == "abcd1234"
+
+
+def test_two_values_of_one_key_at_one_axis_value_are_both_kept(tmp_path):
+    """Rows merge per axis value, but a second event logged in the same step must not overwrite the first."""
+    from symexp.loggers import build_logger, finish
+    from tests.conftest import compose_cfg
+
+    logger = build_logger(compose_cfg(["logger=wandb"]), tmp_path, "a", None)
+    logger.position = lambda: ("env_step", 256)
+    logger.log_metrics({"event/parameter_change": 1.0, "train/loss": 0.5})
+    logger.log_metrics({"event/parameter_change": 2.0})
+    logger.log_metrics({"val/x": 3.0})
+    finish(logger, failed=False)
+    (rec,) = offline_runs(tmp_path)
+    assert [r.get("event/parameter_change") for r in rec["history"]] == [1.0, 2.0]
+    assert rec["history"][1]["val/x"] == 3.0 and {r["env_step"] for r in rec["history"]} == {256}
