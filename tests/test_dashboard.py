@@ -119,3 +119,18 @@ def test_every_family_layout_names_only_metrics_the_sweep_has(family, tmp_path):
     have = ["test/mse", "rank/effective_rank/hidden", "gen/alignment", "train/return_final", "mirror/sparsity_w_max"]
     picked = LAYOUTS[family].pick(have)
     assert picked and set(picked) <= set(have)
+
+
+def test_paper_values_only_for_the_settings_the_papers_state():
+    from symexp.dashboard.references import paper_values
+
+    rflr = {"model": {"_target_": "symexp.models.rflr.RFLR", "rank": 8}, "data": {"label": "quad3d", "sampling": "uniform"}}
+    assert paper_values(rflr)["paper/test/mse"] == pytest.approx(1.92e-4)
+    assert paper_values({**rflr, "model": {**rflr["model"], "rank": 4}}) == {}, "Table 1 has no rank 4"
+    assert paper_values({**rflr, "data": {"label": "quad3d", "sampling": "symmetric"}}) == {}
+    simclr = {"task": {"_target_": "symexp.tasks.simclr.SimCLRTask"}, "data": {"source": "cifar100"},
+              "syre": {"_target_": "symexp.syre.StaticBias", "sigma0": 0.01, "include": ["*"]}}
+    assert paper_values(simclr) == {"paper/rank/last/low_rankness": 0.0, "paper/probe/penultimate_acc": 0.454,
+                                    "paper/probe/last_acc": 0.324}
+    assert paper_values({**simclr, "syre": {}})["paper/rank/last/low_rankness"] == 0.70
+    assert paper_values({**simclr, "data": {"source": "synthetic"}}) == {}, "the smoke budget is not the paper's"

@@ -41,8 +41,8 @@ LAYOUTS = {
     ),
     "syre": Layout(
         title="seed 002 (syre): collapse and rank",
-        finals=("rank/*", "sym/*", "test/*", "train/acc", "train/loss", "train/objective*", "ridge/*", "cl/*",
-                "val/*"),
+        finals=("probe/*", "rank/*", "sym/*", "test/*", "train/acc", "train/loss", "train/objective*", "ridge/*",
+                "cl/*", "val/*"),
         curves=("train/loss", "val/*", "rank/*", "sym/*"),
         scatter=(("rank/effective_rank/hidden", "test/loss"), ("rank/first_post/cov_rank", "test/acc")),
     ),
