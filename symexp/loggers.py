@@ -276,8 +276,8 @@ class StepAxisWandbLogger(WandbLogger):
     intervals), so W&B's history mixed two axes and split one step into several rows. Here every row
     carries one axis, the task's own budget unit (``epoch`` in data epochs, ``env_step``, or ``step`` for
     step-budgeted tasks; the unit the plain progress lines show), declared with ``define_metric`` as the
-    step metric of every other key; calls at the same axis value merge into one row (unless a key would
-    be overwritten with another value: then a second row at the same axis value), written when the
+    step metric of every other key; calls at the same axis value merge into one row (during training a
+    key logged twice with two values starts a second row at the same axis value), written when the
     axis moves on or the run finishes (``finish``: the final metrics share the last training row). The
     paper's reference values (``references``) go into the first and last rows, so a line plot draws each
     as a horizontal line."""
@@ -292,6 +292,7 @@ class StepAxisWandbLogger(WandbLogger):
         self._row: dict[str, Any] = {}
         self._row_at: float | None = None
         self._rows = 0
+        self._fit_done = False
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -304,7 +305,9 @@ class StepAxisWandbLogger(WandbLogger):
             self.experiment.define_metric(axis)
             self.experiment.define_metric("*", step_metric=axis, step_sync=True)
         metrics = {k: v for k, v in metrics.items() if k not in self.LIGHTNING_AXES}
-        clash = any(k in self._row and self._row[k] != v for k, v in metrics.items())  # e.g. two events in one step
+        # during training, a key logged twice at one axis value (two events in one step) starts a second row;
+        # after fit, the final metrics overwrite the last training row's values of the same keys
+        clash = not self._fit_done and any(k in self._row and self._row[k] != v for k, v in metrics.items())
         if self._row_at is not None and (value != self._row_at or clash):
             self.flush()
         self._row.update(metrics)
@@ -319,6 +322,11 @@ class StepAxisWandbLogger(WandbLogger):
             row.update(self.references)
         self.experiment.log({**row, self._axis: self._row_at})
         self._row, self._rows = {}, self._rows + 1
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self._fit_done = True
+        super().finalize(status)
 
 
 def step_axis(trainer: L.Trainer, module: L.LightningModule) -> tuple[str, float]:

@@ -82,9 +82,10 @@ def log_summary(root: Path, rows: list[dict], summary_md: Path, figures: dict[st
     run = init_run(
         ident["mode"], ident["init_timeout"], project=ident["project"], entity=ident["entity"], group=group,
         name=f"{group}/summary", job_type="report", dir=str(root), id=summary_run_id(root), resume="allow",
-        tags=["report", f"experiment:{root.parent.name}"], reinit="finish_previous", config=sweep_config(root),
+        tags=["report", f"experiment:{root.parent.name}"], reinit="finish_previous",
     )
     try:
+        run.config.update(sweep_config(root), allow_val_change=True)  # a rerun (more jobs done) updates it
         columns, data = numeric_table(rows)
         table = wandb.Table(columns=columns, data=data, allow_mixed_types=True)
         payload = {"summary/members": table, "summary/markdown": wandb.Html(markdown_html(summary_md.read_text()))}
