@@ -174,3 +174,19 @@ def test_two_values_of_one_key_at_one_axis_value_are_both_kept(tmp_path):
     (rec,) = offline_runs(tmp_path)
     assert [r.get("event/parameter_change") for r in rec["history"]] == [1.0, 2.0]
     assert rec["history"][1]["val/x"] == 3.0 and {r["env_step"] for r in rec["history"]} == {256}
+
+
+def test_step_axis_is_the_tasks_own_unit_else_steps_else_fractional_epochs():
+    from types import SimpleNamespace
+
+    from symexp.loggers import step_axis
+
+    loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(total=SimpleNamespace(completed=6))))
+    trainer = SimpleNamespace(max_epochs=10, global_step=12, num_training_batches=4, fit_loop=loop, current_epoch=1)
+    own = SimpleNamespace(progress=lambda: ("env step", 2048, 8192))
+    plain = SimpleNamespace(progress=lambda: None)
+    assert step_axis(trainer, own) == ("env_step", 2048)
+    assert step_axis(trainer, plain) == ("epoch", 1.5), "6 of 4-batch epochs: halfway through the second"
+    loop.epoch_loop.batch_progress.total.completed = 8
+    assert step_axis(trainer, plain) == ("epoch", 2)
+    assert step_axis(SimpleNamespace(**{**vars(trainer), "max_epochs": -1}), plain) == ("step", 12)
