@@ -9,7 +9,7 @@ TARGET ?=
 ARGS ?=
 # W&B runs offline unless logger.mode=online (or WANDB_MODE=online with the default logger.mode=auto).
 
-.PHONY: run test sweep report eval audit bench lint clean
+.PHONY: run test sweep report dashboard eval audit bench lint clean
 
 # torch==2.13.0 is the CPU wheel on this machine's disk; a plain `torch` pulls a multi-GB CUDA build.
 $(BIN)/.ready: pyproject.toml
@@ -32,6 +32,11 @@ sweep: $(BIN)/.ready
 report: $(BIN)/.ready
 	@test -n "$(DIR)" || (echo "usage: make report DIR=outputs/sweeps/<name>/<timestamp> (several: DIR=\"A B\" ARGS=\"--out C\")" && exit 2)
 	$(BIN)/python -m symexp.report $(DIR) $(ARGS)
+
+# the sweep's W&B workspace and report as JSON in DIR/dashboard/; created in W&B too with ARGS=--online
+dashboard: $(BIN)/.ready
+	@test -n "$(DIR)" || (echo "usage: make dashboard DIR=outputs/sweeps/<name>/<timestamp> [ARGS='--online --entity E']" && exit 2)
+	$(BIN)/python -m symexp.dashboard $(DIR) $(ARGS)
 
 eval: $(BIN)/.ready
 	@test -n "$(DIR)" || (echo "usage: make eval DIR=<job folder> [ARGS='metric=[rank,dead_coordinates]']" && exit 2)

@@ -12,6 +12,7 @@ then offline / ``symexp`` / W&B's default entity. An online run that cannot reac
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -35,6 +36,7 @@ log = logging.getLogger("symexp")
 WANDB_MODES = ("offline", "online", "disabled")
 _ENV_MODES = {"offline": "offline", "dryrun": "offline", "online": "online", "run": "online", "disabled": "disabled"}
 ID_FILE = "wandb_id"
+RUN_FILE = "wandb_run.json"  # the training run's name, group, tags, project, entity: eval and audit runs follow it
 DEFAULT_INIT_TIMEOUT_S = 30.0
 # overrides that say where or how a job logs, not what it computes: left out of run names
 _NOT_IN_NAME = ("paths.", "logger.", "progress", "hydra.", "resume", "save_checkpoints", "name")
@@ -150,10 +152,12 @@ def default_tags(cfg: Any, choices: dict) -> list[str]:
 
 
 def display_name(run_name: str, overrides: list[str], multirun: bool) -> str:
-    """In a multirun, the job's run name shows its overrides (e.g. ``rflr_table1/3 seed=2 model.rank=8``)."""
+    """In a multirun, the job's run name shows its overrides (e.g. ``rflr_table1/3 seed=2 model.rank=8``);
+    ``experiment=X`` is left out when the name already starts with X (the name is the experiment)."""
     if not multirun:
         return run_name
     shown = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(_NOT_IN_NAME)]
+    shown = [o for o in shown if not (o.startswith("experiment=") and run_name.startswith(o.split("=", 1)[1] + "/"))]
     return f"{run_name} {' '.join(shown)}".strip()
 
 
@@ -169,6 +173,54 @@ def _run_config(cfg: Any, choices: dict, overrides: list[str]) -> dict:
     if choices or overrides:
         config["hydra"] = {"choices": choices, "overrides": overrides}
     return config
+
+
+def save_run_identity(out_dir: Path, run_kwargs: dict) -> None:
+    """Write the training run's identity beside its id, for the eval and audit runs of the job."""
+    keep = {k: run_kwargs.get(k) for k in ("name", "group", "tags", "project", "entity")}
+    path = Path(out_dir) / RUN_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**keep, "id": run_kwargs.get("id")}, indent=1))
+    tmp.replace(path)
+
+
+def trained_run(job_dir: Path | str | None) -> dict | None:
+    """The identity of the training run of a job folder: its wandb_run.json, else (a job trained before that
+    file existed) name, group and tags rebuilt from the folder's Hydra record; None outside a job folder."""
+    if not job_dir:
+        return None
+    job_dir = Path(job_dir)
+    try:
+        return json.loads((job_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        pass
+    hydra_file = job_dir / ".hydra" / "hydra.yaml"
+    if not hydra_file.is_file():
+        return None
+    hc = (OmegaConf.load(hydra_file).get("hydra") or {})
+    choices = {k: v for k, v in (OmegaConf.to_container(hc.runtime.choices) or {}).items() if not k.startswith("hydra/")}
+    config = OmegaConf.load(job_dir / "config.resolved.yaml") if (job_dir / "config.resolved.yaml").is_file() else {}
+    name = str(choices.get("experiment") or _select(config, "name", "run"))
+    multirun = str(hc.get("mode")) == "MULTIRUN"
+    sweep = Path(str(hc.sweep.dir)) if multirun else None
+    run_name = display_name(f"{name}/{hc.job.num if multirun else job_dir.name}", list(hc.overrides.task), multirun)
+    return {"name": run_name, "group": f"{sweep.parent.name}/{sweep.name}" if sweep else None,
+            "tags": default_tags(config, choices), "project": None, "entity": None,
+            "id": (job_dir / ID_FILE).read_text().strip() if (job_dir / ID_FILE).is_file() else None}
+
+
+def follow_training_run(kwargs: dict, job_dir: Path | str | None, job_type: str) -> dict:
+    """An eval or audit run's W&B name, group and tags follow its training run (``<name> [eval]``, same
+    group, same tags plus the job type), so the filters that find the training run find it too."""
+    like = trained_run(job_dir)
+    if not like:
+        return kwargs
+    own = [t for t in kwargs.get("tags") or [] if not t.startswith(("experiment:", "model:", "data:", "syre:", "task:"))]
+    out = {**kwargs, "name": f"{like['name']} [{job_type}]", "group": like.get("group") or kwargs.get("group"),
+           "tags": list(dict.fromkeys([*(like.get("tags") or []), job_type, *own]))}
+    if isinstance(out.get("config"), dict) and like.get("id"):
+        out["config"] = {**out["config"], "trained_run": like["id"]}
+    return out
 
 
 def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | None,
@@ -193,16 +245,154 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | Non
         group=_select(cfg, "logger.group") or group, tags=default_tags(cfg, choices), job_type=job_type,
         dir=str(out_dir), config=_run_config(cfg, choices, overrides), resume="allow", reinit="finish_previous",
     )
+    if job_type != "train":  # an evaluation inside a job folder (<job>/eval): named like the job's run
+        kwargs = follow_training_run(kwargs, out_dir.parent, job_type)
     if rank_zero_only.rank != 0:  # DDP workers: Lightning's logger gives them a dummy experiment
         return WandbLogger(save_dir=str(out_dir), **kwargs)
     kwargs["id"] = job_run_id(out_dir, fresh=_select(cfg, "resume") in ("never", False))
+    if job_type == "train":
+        save_run_identity(out_dir, kwargs)
     run = init_run(ident["mode"], ident["init_timeout"], **kwargs)
-    run.define_metric("trainer/global_step")
-    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
-    logger = WandbLogger(experiment=run, save_dir=str(out_dir), project=ident["project"])
+    logger = StepAxisWandbLogger(experiment=run, save_dir=str(out_dir), project=ident["project"])
+    logger.references = _references(kwargs["config"])
     logger.symexp_job = {"out_dir": out_dir, "log_artifacts": _select(cfg, "logger.log_artifacts", False) is True,
                          "job_type": job_type}
     return logger
+
+
+def _references(config: dict) -> dict[str, float]:
+    """The paper's numbers for this run's config (``paper/<metric>``); none when the paper states none."""
+    from symexp.dashboard.references import paper_values
+
+    try:
+        return paper_values(config)
+    except Exception:  # a broken config still gets its run; it just has no reference lines
+        return {}
+
+
+class StepAxisWandbLogger(WandbLogger):
+    """A W&B logger with one step axis per run and one history row per axis value.
+
+    Lightning logs train and val metrics in separate calls, each with ``trainer/global_step`` (optimizer
+    steps) and its own ``epoch`` (Lightning epochs, which for symexp's chunked tasks are validation
+    intervals), so W&B's history mixed two axes and split one step into several rows. Here every row
+    carries one axis, the task's own budget unit (``epoch`` in data epochs, ``env_step``, or ``step`` for
+    step-budgeted tasks; the unit the plain progress lines show), declared with ``define_metric`` as the
+    step metric of every other key; calls at the same axis value merge into one row (during training a
+    key logged twice with two values starts a second row at the same axis value), written when the
+    axis moves on or the run finishes (``finish``: the final metrics share the last training row). The
+    paper's reference values (``references``) go into the first and last rows, so a line plot draws each
+    as a horizontal line."""
+
+    LIGHTNING_AXES = ("epoch", "trainer/global_step")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.position: Any = None  # () -> (axis name, value); set by StepAxis once the trainer exists
+        self.references: dict[str, float] = {}
+        self._axis: str | None = None
+        self._row: dict[str, Any] = {}
+        self._row_at: float | None = None
+        self._rows = 0
+        self._fit_done = False
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        where = self.position() if self.position is not None else None
+        if where is None:  # no trainer (a logger used on its own): W&B's own step
+            return super().log_metrics(metrics, step)
+        axis, value = where
+        if self._axis is None:
+            self._axis = axis
+            self.experiment.define_metric(axis)
+            self.experiment.define_metric("*", step_metric=axis, step_sync=True)
+        metrics = {k: v for k, v in metrics.items() if k not in self.LIGHTNING_AXES}
+        # during training, a key logged twice at one axis value (two events in one step) starts a second row;
+        # after fit, the final metrics overwrite the last training row's values of the same keys
+        clash = not self._fit_done and any(k in self._row and self._row[k] != v for k, v in metrics.items())
+        if self._row_at is not None and (value != self._row_at or clash):
+            self.flush()
+        self._row.update(metrics)
+        self._row_at = value
+
+    def flush(self, last: bool = False) -> None:
+        """Write the pending row (with the references on the first and the ``last`` row)."""
+        if self._axis is None or (not self._row and not last) or self._experiment is None:
+            return
+        row = dict(self._row)
+        if self._rows == 0 or last:
+            row.update(self.references)
+        self.experiment.log({**row, self._axis: self._row_at})
+        self._row, self._rows = {}, self._rows + 1
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self._fit_done = True
+        super().finalize(status)
+
+
+def step_axis(trainer: L.Trainer, module: L.LightningModule) -> tuple[str, float]:
+    """(name, value) of the run's step axis now: the task's own budget unit when it declares one
+    (``progress()``), else steps for step-budgeted tasks, else epochs (fractional within an epoch)."""
+    own = module.progress() if hasattr(module, "progress") else None
+    if own is not None:
+        return str(own[0]).replace(" ", "_"), own[1]
+    if trainer.max_epochs is None or trainer.max_epochs < 0:
+        return "step", trainer.global_step
+    batches = trainer.num_training_batches
+    if isinstance(batches, (int, float)) and 0 < batches < math.inf:
+        done = trainer.fit_loop.epoch_loop.batch_progress.total.completed / batches
+        return "epoch", int(done) if float(done).is_integer() else round(done, 4)
+    return "epoch", trainer.current_epoch
+
+
+class StepAxis(L.Callback):
+    """Hands the trainer's position to symexp's W&B logger (its step axis); nothing for other loggers."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, StepAxisWandbLogger):
+                logger.position = lambda: step_axis(trainer, pl_module)
+
+
+MAX_MEMBER_KEYS = 32  # ensembles up to this size log member/<k>/<metric>; larger ones only the members table
+
+
+def log_members(logger: Logger | None, members: list[dict], patterns: Any = None) -> None:
+    """Each ensemble member's final metrics: ``member/<k>/<metric>`` for the headline metrics (ensembles
+    of up to MAX_MEMBER_KEYS members) and a ``members`` table with numeric columns (one row per member),
+    so the seed spread the medians hide is visible and sortable in W&B."""
+    if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0 or not members:
+        return
+    import wandb
+
+    from symexp.console import headline_keys
+
+    numeric = [k for k, v in members[0]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    texts = [k for k, v in members[0]["metrics"].items() if isinstance(v, str)]
+    table = wandb.Table(columns=["member", "seed", "status", *numeric, *texts], allow_mixed_types=True)
+    for k, m in enumerate(members):
+        values = m["metrics"]
+        table.add_data(k, m.get("seed"), m.get("status"),
+                       *[_finite(values.get(key)) for key in numeric], *[str(values.get(key)) for key in texts])
+    row: dict[str, Any] = {"members": table}
+    if 1 < len(members) <= MAX_MEMBER_KEYS:
+        for key in headline_keys(members[0]["metrics"], patterns):
+            for k, m in enumerate(members):
+                value = _finite(m["metrics"].get(key))
+                if value is not None:
+                    row[f"member/{k}/{key}"] = value
+    logger.log_metrics(row)
+    run = logger.experiment
+    run.summary.update({k: v for k, v in row.items() if k.startswith("member/")})
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def finish(logger: Logger | None, failed: bool, error: str | None = None, status: str = "failed",
@@ -220,6 +410,8 @@ def finish(logger: Logger | None, failed: bool, error: str | None = None, status
     elif "status" not in run.summary.keys():
         run.summary["status"] = "ok"
     run.summary["error"] = error if failed else None
+    if isinstance(logger, StepAxisWandbLogger):
+        logger.flush(last=True)
     job = getattr(logger, "symexp_job", {})
     if job.get("log_artifacts") and not run.settings._offline and not run.settings._noop:
         _log_artifacts(run, Path(job["out_dir"]), job.get("job_type", "train"))

@@ -109,9 +109,10 @@ def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limi
     import lightning as L
     from lightning.pytorch.callbacks import Checkpoint
 
-    from symexp.loggers import progress_callbacks
+    from symexp.loggers import StepAxis, progress_callbacks
 
     progress, bar = progress_callbacks(cfg.progress)
+    progress = [*progress, StepAxis()]  # the W&B run's one step axis
     kwargs = dict(task.trainer_defaults())
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.device).items() if k in TRAINER_KEYS})
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None})
@@ -271,9 +272,13 @@ def _checkpoint_callback(cfg: DictConfig, out_dir: Path, config: dict, fingerpri
     )
 
 
-def _log_summary(logger, payload: dict, figures: dict) -> None:
+def _log_summary(logger, payload: dict, figures: dict, headline=None) -> None:
+    """The final metrics (the members' medians, then each member's), figures and summary in the logger."""
+    from symexp.loggers import log_members
+
     summary = payload["metrics"]
     logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
+    log_members(logger, payload["members"], headline)
     if hasattr(logger, "log_image"):
         for key, path in figures.items():
             logger.log_image(key=f"figures/{key}", images=[str(path)])
@@ -403,7 +408,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             figures = _write_artefact(payload, "figures", task.figures, out_dir / "figures") or {}
             payload["figures"] = {k: str(Path(v).relative_to(out_dir)) for k, v in figures.items()}
             if logger is not None:
-                _write_artefact(payload, "W&B summary", _log_summary, logger, payload, figures)
+                _write_artefact(payload, "W&B summary", _log_summary, logger, payload, figures, task.headline_metrics())
             if figures or payload["warnings"]:
                 _write_artefact(payload, "results.json update", write_json_atomic, out_dir / RESULTS, payload)
             jlog.info("job %s %s in %.1f s: %s", run_name, payload["status"], time.time() - t0,

@@ -38,10 +38,11 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 
 def read_run(path: Path) -> dict:
-    """id, name, job_type, tags, config keys, the final summary and the exit code of one offline run file."""
+    """id, name, job_type, tags, config keys, history rows (without W&B's own _keys), defined step metrics, the
+    final summary and the exit code of one offline run file."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    out: dict = {"summary": {}, "config": {}, "exit_code": None}
+    out: dict = {"summary": {}, "config": {}, "exit_code": None, "history": [], "step_metrics": {}}
     for raw in _chunks(path):
         rec = pb.Record()
         rec.ParseFromString(raw)
@@ -55,6 +56,11 @@ def read_run(path: Path) -> dict:
         elif kind == "summary":
             for item in rec.summary.update:
                 out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        elif kind == "history":
+            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item
+                                   if not (i.key or i.nested_key[0]).startswith("_")})
+        elif kind == "metric":
+            out["step_metrics"][rec.metric.name or rec.metric.glob_name] = rec.metric.step_metric
         elif kind == "exit":
             out["exit_code"] = rec.exit.exit_code
     return out

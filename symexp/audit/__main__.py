@@ -43,7 +43,7 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default: JOB/audit, else audit/<name>)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (faster)")
     p.add_argument("--wandb", action="store_true", help="log the report as a W&B run with job_type=audit (offline by default)")
-    p.add_argument("--wandb-project", default="symexp")
+    p.add_argument("--wandb-project", default=None, help="default: $WANDB_PROJECT, else symexp")
     return p
 
 

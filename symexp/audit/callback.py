@@ -39,7 +39,7 @@ def audit_run(cfg: DictConfig, task, out_dir: Path) -> Path | None:
             audit.report["inputs"]["source"] = "the run's test split"
         paths = write(audit, out)
         if OmegaConf.select(cfg, "logger.backend") == "wandb":
-            log_wandb(audit.report, paths, out_dir, project=OmegaConf.select(cfg, "logger.project") or "symexp",
+            log_wandb(audit.report, paths, out_dir, project=OmegaConf.select(cfg, "logger.project"),
                       group=OmegaConf.select(cfg, "logger.group"), name=f"{cfg.name}/{out_dir.name}/audit",
                       mode=OmegaConf.select(cfg, "logger.mode"))
         log.info("symexp audit: %s", audit.report["verdict"])

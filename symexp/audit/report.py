@@ -175,16 +175,23 @@ def scalars(report: dict) -> dict[str, float]:
     return out
 
 
-def log_wandb(report: dict, paths: dict[str, Path], out_dir: Path, project: str = "symexp", group: str | None = None,
+def log_wandb(report: dict, paths: dict[str, Path], out_dir: Path, project: str | None = None, group: str | None = None,
               name: str | None = None, mode: str | None = None) -> None:
-    """One W&B run (job_type=audit): the scalars, the layer table and the figures. Offline unless
-    WANDB_MODE or ``mode`` says otherwise."""
+    """One W&B run (job_type=audit): the scalars, the layer table and the figures. ``mode`` follows the
+    logger's precedence (a set mode > WANDB_MODE > offline). The audit of a job folder is named, grouped
+    and tagged like the job's training run (``<its name> [audit]``)."""
     import wandb
 
+    from symexp.loggers import follow_training_run, init_run, wandb_identity
+
     os.environ.setdefault("WANDB_SILENT", "true")
-    run = wandb.init(project=project, job_type="audit", group=group, name=name or f"audit/{report['target'].get('name')}",
-                     dir=str(out_dir), mode=os.environ.get("WANDB_MODE") or mode or "offline",
-                     config={"target": report["target"], "options": report["options"]}, reinit="finish_previous")
+    ident = wandb_identity({"mode": mode, "project": project})
+    kwargs = follow_training_run(
+        dict(project=ident["project"], entity=ident["entity"], job_type="audit", group=group,
+             name=name or f"audit/{report['target'].get('name')}", tags=["audit"], dir=str(out_dir),
+             config={"target": report["target"], "options": report["options"]}, reinit="finish_previous"),
+        report["target"].get("job_dir"), "audit")
+    run = init_run(ident["mode"], ident["init_timeout"], **kwargs)
     try:
         run.log(scalars(report))
         cols = ["layer", "type", "units", "weight_eff_rank", "dup_groups", "zero_incoming", "dead"]

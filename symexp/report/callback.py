@@ -26,6 +26,8 @@ class SweepReport(Callback):
         try:
             paths = write_report(sweep_dir, log_wandb=self.log_wandb and backend == "wandb")
             log.info("sweep report: %s", ", ".join(str(p) for p in paths))
+            if backend == "wandb":
+                log.info("W&B workspace and report for this sweep: python -m symexp.dashboard %s [--online]", sweep_dir)
         except Exception as exc:  # the sweep's results are on disk; a report failure must not hide them
             log.error("sweep report failed (%s); rerun `python -m symexp.report %s`", exc, sweep_dir)
         bad = bad_jobs(sweep_dir)

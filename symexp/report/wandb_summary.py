@@ -1,12 +1,16 @@
-"""Log a sweep's summary (table and figures) to W&B as one run in the sweep's group.
+"""Log a sweep's summary (table, summary.md and figures) to W&B as one run in the sweep's group.
 
 The run's id is derived from the sweep folder, so rerunning the report updates the same run; project,
 entity and mode follow the sweep's own ``logger`` settings with the same precedence as a job's run
-(config value > WANDB_* environment > default), and the same bounded online-to-offline fallback."""
+(config value > WANDB_* environment > default), and the same bounded online-to-offline fallback.
+The run's config is the sweep's: the keys it swept (with their values) and the config its jobs share,
+so the summary run can be found and filtered like the jobs. Its ``summary/members`` table keeps numbers
+as numbers (sortable and plottable in the UI) and summary.md is logged rendered (HTML)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from symexp.loggers import init_run, summary_run_id, wandb_identity
@@ -24,6 +28,49 @@ def sweep_logger_config(root: Path) -> dict:
     return {}
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def numeric_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """Columns and cells of the members table: a column whose values are all numbers (or missing) holds
+    floats (non-finite ones as None, which W&B shows empty), any other column holds text."""
+    lead = [k for k in ("job", "name", "status", "seed") if any(k in r for r in rows)]
+    keys = lead + sorted({k for r in rows for k in r} - set(lead))
+    numeric = {k for k in keys if all(r.get(k) is None or _number(r.get(k)) for r in rows)
+               and any(r.get(k) is not None for r in rows)}
+    data = []
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r.get(k)
+            if k in numeric:
+                cells.append(float(v) if v is not None and math.isfinite(v) else None)
+            else:
+                cells.append(None if v is None else str(v))
+        data.append(cells)
+    return keys, data
+
+
+def markdown_html(text: str) -> str:
+    """summary.md as HTML (headings, tables, lists), so the W&B UI shows it rendered, not as source."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(text)
+    style = ("<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
+             "text-align:right}</style>")
+    return style + body
+
+
+def sweep_config(root: Path) -> dict:
+    """The summary run's config: the sweep's folder, its swept keys with their values, the shared config."""
+    from symexp.report.sweep import read_sweep
+
+    sweep = read_sweep(root)
+    return {**sweep.shared_config(), "sweep": {"dir": str(sweep.root), "name": sweep.name, "family": sweep.family,
+                                              "jobs": len(sweep.jobs), "swept": sweep.swept}}
+
+
 def log_summary(root: Path, rows: list[dict], summary_md: Path, figures: dict[str, Path],
                 logger_cfg: dict | None = None) -> str:
     """Log (or update) the sweep's summary run; returns its id."""
@@ -38,9 +85,10 @@ def log_summary(root: Path, rows: list[dict], summary_md: Path, figures: dict[st
         tags=["report", f"experiment:{root.parent.name}"], reinit="finish_previous",
     )
     try:
-        keys = sorted({k for r in rows for k in r})
-        table = wandb.Table(columns=keys, data=[[str(r.get(k, "")) for k in keys] for r in rows])
-        payload = {"summary/members": table, "summary/markdown": wandb.Html(f"<pre>{summary_md.read_text()}</pre>")}
+        run.config.update(sweep_config(root), allow_val_change=True)  # a rerun (more jobs done) updates it
+        columns, data = numeric_table(rows)
+        table = wandb.Table(columns=columns, data=data, allow_mixed_types=True)
+        payload = {"summary/members": table, "summary/markdown": wandb.Html(markdown_html(summary_md.read_text()))}
         payload.update({f"summary/{k}": wandb.Image(str(p)) for k, p in figures.items()})
         run.log(payload)
         run.summary["status"] = "ok"

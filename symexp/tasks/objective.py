@@ -57,6 +57,10 @@ class ObjectiveTask(SymexpTask):
         return {"max_epochs": math.ceil(self.steps / self.log_every), "num_sanity_val_steps": 0,
                 "log_every_n_steps": 1, "check_val_every_n_epoch": 1}
 
+    def progress(self) -> tuple[str, int, int]:
+        """Optimizer steps: Lightning's epochs here are logging intervals of log_every steps."""
+        return "step", int(self.data_step), self.steps
+
     def on_fit_start(self) -> None:
         dm = self.datamodule
         for name in ("x_train", "y_train", "x_val", "y_val"):

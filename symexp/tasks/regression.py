@@ -158,6 +158,10 @@ class RegressionTask(SymexpTask):
             epoch = int(self.data_step) // dm.n_train
             self.best_epoch = torch.where(improved, torch.full_like(self.best_epoch, epoch), self.best_epoch)
         ok = ~self.diverged
+        # each member's curve beside the median (up to symexp.loggers.MAX_MEMBER_KEYS members)
+        if self.logger is not None and 1 < self.members <= 32:
+            self.logger.log_metrics({f"member/{k}/val/mse": float(v) for k, v in enumerate(mse.tolist())},
+                                    step=self.global_step)
         if ok.any():
             self.log("val/mse", median(mse[ok]), prog_bar=True, batch_size=1)
             self.log("val/best_mse", median(self.best_val[ok]), batch_size=1)
