@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from symexp import fingerprint as fp
-from symexp.console import print_table
+from symexp.console import print_table, print_where
 from symexp.joblog import job_log, log_traceback
 from symexp.results import SCHEMA, environment, load, write_json_atomic
 from symexp.resume import decide
@@ -213,7 +213,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                       f"continuing {ckpt}" if ckpt else "fresh start")
             import lightning as L
 
+            from symexp.console import quiet_console
             from symexp.symmetry.callback import SymmetryMetrics
+
+            quiet_console()
 
             L.seed_everything(cfg.seed, workers=True, verbose=False)
             parts = build(cfg)
@@ -271,6 +274,8 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 from symexp.audit.callback import audit_run
 
                 audit_run(cfg, task, out_dir)
+            if not multirun and job_type == "train":
+                print_where(out_dir)
             return objective
         except Exception as exc:  # record, finish the logger run, then fail (or let the sweep go on)
             root = root_error(exc)

@@ -173,6 +173,11 @@ class ClassificationTask(SymexpTask):
         return out
 
     # ---------------------------------------------------------------- after training
+    def headline_metrics(self) -> tuple[str, ...]:
+        """Accuracy and the tracked layers' covariance ranks (what seed 002's vision figures plot)."""
+        return ("test/*", "train/acc", "rank/*/cov_rank", "rank/ntk", "rank/grad_cov", "sym/distinct_neurons",
+                "cl/new_task_acc_last")
+
     def member_status(self) -> list[str]:
         return ["diverged" if self.diverged else "ok"]
 
