@@ -73,8 +73,8 @@ def style(kind: str, name: object) -> dict:
         colour, marker = table[key]
     else:
         h = zlib.crc32(key.encode())
-        colour, marker = h % len(PALETTE), (h // len(PALETTE)) % len(MARKERS)
-    return {"color": PALETTE[colour], "marker": MARKERS[marker]}
+        colour, marker = h % len(PALETTE), MARKERS[(h // len(PALETTE)) % len(MARKERS)]
+    return {"color": PALETTE[colour], "marker": marker}
 
 
 def label(key: str) -> str:

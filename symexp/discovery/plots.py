@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from symexp.figstyle import colorbar, plt, save, styled
+from symexp.figstyle import DPI, colorbar, plt, save, styled
 
 
 def _heat(ax, mat: np.ndarray, labels: list[str], title: str, fontsize: int = 8) -> None:
@@ -75,7 +75,7 @@ def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts
 
 
 @styled
-def composite(run_dirs: Sequence[Path], path: Path, dpi: int = 120) -> Path:
+def composite(run_dirs: Sequence[Path], path: Path, dpi: int = DPI) -> Path:
     """One row per run, two panels per generator (h_i and its vector field as a linear map), h_i titled with
     the generator's verdict, recomputed from the run's results.json by evaluate.verdict."""
     from symexp.discovery.evaluate import verdict

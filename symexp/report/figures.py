@@ -124,7 +124,7 @@ def figure4(rows: list[dict], path: Path, mse_max: float = 5e-3) -> Path | None:
         else:
             fam_ranks = sorted({r.get("rank") for r in low if _family(r) == fam}, key=lambda x: (x is None, x))
             ticks.append(f"{fam}\n(rank {', '.join(map(str, fam_ranks))})")
-    ax.set(yscale="log", xticks=range(len(fams)), xticklabels=ticks, ylabel=label(DEFECT),
+    ax.set(yscale="log", xticks=range(len(fams)), xticklabels=ticks, xlabel="model family", ylabel=label(DEFECT),
            title=f"Low-loss runs (test MSE <= {mse_max:g})")
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(False, axis="x")
