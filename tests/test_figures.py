@@ -189,7 +189,7 @@ def test_figure5_and_figure2(tmp_path, drawn):
     check_rows = [dict(r) for r in ROWS]
     png5 = figure5(check_rows, tmp_path / "figure5.png")
     x = np.linspace(-1, 1, 11)[:, None]
-    for job, model in (("a", "rflr"), ("b", "mlp")):
+    for job in ("a", "b"):
         (tmp_path / job / "figures").mkdir(parents=True)
         np.savez(tmp_path / job / "figures" / "partials.npz", np.c_[x, x ** 2], np.c_[x ** 3], grid=x, out=x[:, 0],
                  member=0, seed=4)
