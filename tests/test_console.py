@@ -163,3 +163,23 @@ def test_launch_console_fits_100_columns_has_no_duplicate_lines_and_ends_with_wh
     assert lines[-3] == f"job folder: {rel}"
     assert lines[-1].strip() == f"wandb sync {rel}/wandb/offline-run-*"
     assert list((job / "wandb").glob("offline-run-*"))
+
+
+def test_help_states_the_defaults_the_config_has():
+    """`--help`'s `key=value` lines are the composed defaults (it once said logger.mode=offline under auto)."""
+    from omegaconf import OmegaConf
+
+    from symexp.cli import HELP
+
+    cfg = compose_cfg([], return_hydra=True)
+    section = HELP.split("== Common keys (key=value) ==")[1].split("==")[0]
+    checked = 0
+    for line in section.strip().splitlines():
+        key, value = line.split()[0].split("=", 1)
+        choice = OmegaConf.select(cfg, f"hydra.runtime.choices.{key}")
+        actual = choice if choice is not None else OmegaConf.select(cfg, key, default="<absent>")
+        if key.startswith("hydra.") or actual == "<absent>":
+            continue
+        assert str(actual).lower() == value.lower(), f"--help says {key}={value}, the config has {actual}"
+        checked += 1
+    assert checked >= 8
