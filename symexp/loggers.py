@@ -285,6 +285,11 @@ class TaskProgressBar(RichProgressBar):
     def _get_train_description(self, current_epoch: int) -> str:
         return PlainProgress.position(self.trainer, self.trainer.lightning_module, current_epoch)
 
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)  # the logger's version (a W&B id fragment): not a metric
+        return items
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self.progress is not None and self.train_progress_bar_id is not None:  # the bar left on screen: done

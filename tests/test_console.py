@@ -183,3 +183,18 @@ def test_help_states_the_defaults_the_config_has():
         assert str(actual).lower() == value.lower(), f"--help says {key}={value}, the config has {actual}"
         checked += 1
     assert checked >= 8
+
+
+def test_bar_and_lightnings_stop_message_count_in_the_tasks_unit():
+    """A regression Lightning epoch is val_every data epochs: the bar and the stop line say data epochs."""
+    import logging
+
+    (bar, stop), _ = progress_callbacks("rich")
+    module = SimpleNamespace(progress=lambda: ("epoch", 150, 150))
+    trainer = SimpleNamespace(lightning_module=module, current_epoch=30, max_epochs=30, max_steps=-1, global_step=0)
+    bar._trainer = trainer
+    assert bar._get_train_description(29) == "epoch 150/150"
+    stop._trainer = trainer
+    record = logging.LogRecord("lightning", logging.INFO, "", 0, "`Trainer.fit` stopped: `max_epochs=30` reached.",
+                               (), None)
+    assert stop.filter(record) and record.getMessage() == "training stopped: epoch 150/150 reached"
