@@ -285,3 +285,22 @@ def test_style_is_stable_per_name_and_leaves_global_rcparams_alone():
         return plt.rcParams["axes.spines.top"]
 
     assert inside() is False and plt.rcParams["font.size"] == before
+
+
+def test_audit_figures_leave_zero_singular_values_out(tmp_path, drawn):
+    from torch import nn
+
+    from symexp.audit import audit_model
+    from symexp.audit.report import figures
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    with torch.no_grad():
+        net[0].weight[3:] = 0.0  # rank 3: three exactly zero singular values
+    paths = figures(audit_model(net, torch.randn(32, 4)), tmp_path)
+    assert len(drawn) == 3
+    for fig, png in zip(drawn, paths.values()):
+        check(fig, png)
+    spectra = drawn[2].axes[0].lines
+    assert all(min(line.get_ydata()) > 1e-12 for line in spectra)
+    assert len(spectra[0].get_ydata()) == 3

@@ -96,6 +96,7 @@ def markdown(report: dict) -> str:
 def _per_layer_figure(fig, ax, x, names: list[str], ylabel: str, title: str, path: Path) -> Path:
     """The shared frame of the per-layer profiles: layer names on x, a fraction in [0, 1] on y."""
     ax.set_xticks(x, names, rotation=70, fontsize=7)
+    ax.set_xlabel("layer (input to output)")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7)
@@ -119,7 +120,7 @@ def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
         rep = [(r["data"].get("post") or r["data"]["pre"]) if "data" in r else None for r in rows]
         ax.plot(x, [p["effective_rank"] / r["units"] if p else np.nan for p, r in zip(rep, rows)], "^-", label="representation: effective")
         ax.plot(x, [p["covariance_rank"] / r["units"] if p else np.nan for p, r in zip(rep, rows)], "v--", label="representation: covariance")
-    figs["rank_profile"] = _per_layer_figure(fig, ax, x, names, "rank / full", "Rank profile per layer",
+    figs["rank_profile"] = _per_layer_figure(fig, ax, x, names, "rank / full rank (fraction)", "Rank profile per layer",
                                              fig_dir / "rank_profile.png")
 
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows)), 3.4))
