@@ -257,7 +257,7 @@ def test_ppo_figures(tmp_path, drawn):
     for fig, png in zip(drawn, (png1, png2)):
         check(fig, png)
     assert "parameter change" in _legend_texts(drawn[0])
-    assert {"PPO (1 seeds)", "PPO+syre (1 seeds)", "parameter change"} == set(_legend_texts(drawn[1]))
+    assert {"PPO (1 seed)", "PPO+syre (1 seed)", "parameter change"} == set(_legend_texts(drawn[1]))
 
 
 def test_discovery_composite_labels_every_heat_map(tmp_path, drawn):

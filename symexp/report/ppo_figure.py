@@ -122,7 +122,7 @@ def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str 
         for variant, rs in sorted(runs.items()):
             x, mean, sem = aggregate(rs, key, window if key == "return" else 1)
             look = style("method", variant)
-            ax.plot(x, mean, label=f"{LABELS.get(variant, variant)} ({len(rs)} seeds)", color=look["color"],
+            ax.plot(x, mean, label=f"{LABELS.get(variant, variant)} ({len(rs)} seed{'s' if len(rs) != 1 else ''})", color=look["color"],
                     marker=look["marker"], markevery=max(len(x) // 8, 1))
             ax.fill_between(x, mean - sem, mean + sem, alpha=0.25, color=look["color"], lw=0)
         _mark_changes(ax, change_steps)
