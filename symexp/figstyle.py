@@ -106,9 +106,10 @@ def save(fig, path: Path, dpi: int = DPI) -> Path:
     """Write ``path`` (PNG, ``dpi``) and the same figure as a vector PDF beside it; close the figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context(RC):
-        fig.savefig(path.with_suffix(".png"), dpi=dpi)
-        fig.savefig(path.with_suffix(".pdf"))
+    if fig.get_layout_engine() is None:  # built outside symexp's style (no constrained layout): tighten it
+        fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=dpi, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
     return path.with_suffix(".png")
 
