@@ -9,6 +9,7 @@ nowhere else in the process) and end with ``save(fig, path)``.
 from __future__ import annotations
 
 import functools
+import logging
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+# PDFs embed subsets of their fonts (pdf.fonttype 42); fontTools logs every table it prunes at INFO
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 DPI = 200
 RC = {
