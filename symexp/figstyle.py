@@ -48,7 +48,7 @@ METHODS = {
     "dropout": (3, "D"), "sigma_asym": (8, "P"), "perturb_only": (9, "X"), "perturb only": (9, "X"),
     "anchor_only": (10, "<"), "anchor only": (10, "<"),
 }
-REGIMES = {"partial-symmetric": (2, "o"), "output-only": (1, "s"), "intermediate": (4, "^"), "underfit": (9, "D"),
+REGIMES = {"partial-symmetric": (2, "o"), "output-only": (1, "s"), "intermediate": (0, "^"), "underfit": (9, "D"),
            "diverged": (7, "X")}
 _TABLES = {"target": TARGETS, "method": METHODS, "regime": REGIMES}
 

@@ -167,8 +167,14 @@ def test_figure3_separates_targets_keeps_mlp_runs_and_gives_the_size_a_scale(tmp
     assert "MLP control" in legend and "RF-LR rank 8" in legend and "RF-LR rank 128" in legend
     assert "diverged" not in legend and "underfit" not in legend, "no category that is absent"
     assert sum(t.startswith("mirror mismatch") for t in legend) == 3
-    for ax in axes:
-        assert ax.xaxis.get_minor_formatter().__class__.__name__ == "NullFormatter"
+    fig.canvas.draw()
+    for ax in axes:  # at least two labelled ticks per log axis, and none overlapping
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            boxes = [t.label1.get_window_extent() for t in axis.get_major_ticks() + axis.get_minor_ticks()
+                     if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi]
+            assert len(boxes) >= 2, ax.get_title()
+            assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
 def test_figure4_has_an_entry_per_sampling_and_ranks_on_the_labels(tmp_path, drawn):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogLocator, NullFormatter
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
 from symexp.figstyle import MARKERS, label, plt, save, style, styled
 from symexp.plots import draw_1d
@@ -34,11 +34,17 @@ def _ok_sym(rows):
             and _f(r.get(MSE)) > 0 and _f(r.get(DEFECT)) > 0]
 
 
-def _log_axes(ax, y: bool = True) -> None:
-    """At most ~5 labelled decades per axis and no labelled minor ticks: nothing overlaps."""
-    for axis in (ax.xaxis, ax.yaxis) if y else (ax.xaxis,):
+def _log_axes(ax) -> None:
+    """At most ~5 labelled decades per axis; minor ticks labelled only where the data span under two
+    decades (else their labels overlap), so every axis has at least two labelled ticks."""
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
         axis.set_major_locator(LogLocator(numticks=5))
-        axis.set_minor_formatter(NullFormatter())
+        decades = math.log10(hi / lo) if lo > 0 else 99
+        if decades >= 2:
+            axis.set_minor_formatter(NullFormatter())
+        else:  # few decades: label a few minor ticks, spaced so their labels never touch
+            axis.set_minor_locator(LogLocator(subs=(3.0,) if decades >= 1 else (2.0, 3.0, 5.0), numticks=12))
+            axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False))
 
 
 def _model_marker(r: dict, ranks: list) -> tuple[str, str]:
@@ -127,6 +133,7 @@ def figure4(rows: list[dict], path: Path, mse_max: float = 5e-3) -> Path | None:
     ax.set(yscale="log", xticks=range(len(fams)), xticklabels=ticks, xlabel="model family", ylabel=label(DEFECT),
            title=f"Low-loss runs (test MSE <= {mse_max:g})")
     ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(-0.6, len(fams) - 0.4)
     ax.grid(False, axis="x")
     ax.legend(loc="best")
     return save(fig, path)
