@@ -239,6 +239,22 @@ def _fmt(value: float) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.3g}"
 
 
+def wrap_items(head: str, items: list[str], width: int | None = None) -> str:
+    """``head`` and ``key=value`` items two spaces apart, wrapped at the terminal's width (items never
+    split; continuation lines indented), so a progress line with many metrics stays readable."""
+    from symexp.console import terminal_width
+
+    width = width or terminal_width()
+    lines, line = [], head
+    for item in items:
+        if len(line) + 2 + len(item) > width and line.strip():
+            lines.append(line)
+            line = " " * 9 + item
+        else:
+            line = f"{line}  {item}"
+    return "\n".join([*lines, line]).rstrip()
+
+
 class PlainProgress(L.Callback):
     """One line every ``interval_s`` seconds (and at the end) with the task's progress and its latest metrics.
 
@@ -264,8 +280,8 @@ class PlainProgress(L.Callback):
     def _line(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs_done: int) -> None:
         self._last, self._pending = time.monotonic(), False
         shown = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 0)() == 1}
-        text = "  ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items()))
-        print(f"[symexp] {self.position(trainer, pl_module, epochs_done)}  {text}".rstrip(), flush=True)
+        items = [f"{k}={_fmt(v)}" for k, v in sorted(shown.items())]
+        print(wrap_items(f"[symexp] {self.position(trainer, pl_module, epochs_done)}", items), flush=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pending = time.monotonic() - self._last >= self.interval_s

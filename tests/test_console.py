@@ -198,3 +198,14 @@ def test_bar_and_lightnings_stop_message_count_in_the_tasks_unit():
     record = logging.LogRecord("lightning", logging.INFO, "", 0, "`Trainer.fit` stopped: `max_epochs=30` reached.",
                                (), None)
     assert stop.filter(record) and record.getMessage() == "training stopped: epoch 150/150 reached"
+
+
+def test_plain_progress_lines_wrap_at_the_terminal_width():
+    from symexp.loggers import wrap_items
+
+    items = [f"rank/first_post/metric_{i}=0.123" for i in range(12)]
+    text = wrap_items("[symexp] epoch 1/3", items, width=100)
+    lines = text.splitlines()
+    assert len(lines) > 1 and max(map(len, lines)) <= 100 and lines[0].startswith("[symexp] epoch 1/3  ")
+    assert all(item in text for item in items), "no metric is split or dropped"
+    assert wrap_items("[symexp] epoch 1/3", ["a=1"], width=100) == "[symexp] epoch 1/3  a=1"
