@@ -35,7 +35,7 @@ def plot_training(loss_history: Sequence[tuple[int, float]], epochs: Sequence[Ma
         if min(losses) > 0:
             axes[0].set_yscale("log")
     axes[0].set(xlabel="epoch" if steps_per_epoch else "training step", ylabel="training loss (cross-entropy)",
-                title="loss per step")
+                title="loss")
     acc = [(r["epoch"], r["val/acc"]) for r in epochs if "val/acc" in r]
     if acc:
         axes[1].plot(*zip(*acc), marker="o", ms=3)
