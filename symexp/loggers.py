@@ -435,6 +435,22 @@ def _fmt(value: float) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.3g}"
 
 
+def wrap_items(head: str, items: list[str], width: int | None = None) -> str:
+    """``head`` and ``key=value`` items two spaces apart, wrapped at the terminal's width (items never
+    split; continuation lines indented), so a progress line with many metrics stays readable."""
+    from symexp.console import terminal_width
+
+    width = width or terminal_width()
+    lines, line = [], head
+    for item in items:
+        if len(line) + 2 + len(item) > width and line.strip():
+            lines.append(line)
+            line = " " * 9 + item
+        else:
+            line = f"{line}  {item}"
+    return "\n".join([*lines, line]).rstrip()
+
+
 class PlainProgress(L.Callback):
     """One line every ``interval_s`` seconds (and at the end) with the task's progress and its latest metrics.
 
@@ -460,8 +476,8 @@ class PlainProgress(L.Callback):
     def _line(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs_done: int) -> None:
         self._last, self._pending = time.monotonic(), False
         shown = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 0)() == 1}
-        text = "  ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items()))
-        print(f"[symexp] {self.position(trainer, pl_module, epochs_done)}  {text}".rstrip(), flush=True)
+        items = [f"{k}={_fmt(v)}" for k, v in sorted(shown.items())]
+        print(wrap_items(f"[symexp] {self.position(trainer, pl_module, epochs_done)}", items), flush=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pending = time.monotonic() - self._last >= self.interval_s
@@ -474,12 +490,61 @@ class PlainProgress(L.Callback):
         self._line(trainer, pl_module, trainer.current_epoch)
 
 
+class TaskProgressBar(RichProgressBar):
+    """Lightning's Rich bar, counting in the unit of the plain lines (the task's own budget, e.g. data
+    epochs, where a Lightning epoch is ``val_every`` of them), 1-based like them."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return PlainProgress.position(self.trainer, self.trainer.lightning_module, current_epoch)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)  # the logger's version (a W&B id fragment): not a metric
+        return items
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.progress is not None and self.train_progress_bar_id is not None:  # the bar left on screen: done
+            self.progress.update(self.train_progress_bar_id,
+                                 description=PlainProgress.position(trainer, pl_module, trainer.current_epoch + 1))
+
+
+class StopMessageInTaskUnits(L.Callback, logging.Filter):
+    """Lightning's "`Trainer.fit` stopped: `max_epochs=30` reached." counts Lightning epochs; for a task
+    with its own budget it is rewritten in the task's unit ("training stopped: epoch 150/150 reached")."""
+
+    _LOGGER = "lightning.pytorch.utilities.rank_zero"
+
+    def __init__(self) -> None:
+        L.Callback.__init__(self)
+        logging.Filter.__init__(self)
+        self._trainer: L.Trainer | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        trainer = self._trainer
+        if trainer is not None and msg.startswith("`Trainer.fit` stopped: `max_") and msg.endswith("reached."):
+            where = PlainProgress.position(trainer, trainer.lightning_module, trainer.current_epoch)
+            record.msg, record.args = f"training stopped: {where} reached", ()
+        return True
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if hasattr(pl_module, "progress") and pl_module.progress() is not None:
+            self._trainer = trainer
+            logging.getLogger(self._LOGGER).addFilter(self)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = None
+        logging.getLogger(self._LOGGER).removeFilter(self)
+
+
 def progress_callbacks(style: str) -> tuple[list[L.Callback], bool]:
     """Callbacks for the progress style and whether Lightning's own bar stays enabled."""
     if style == "auto":
         style = "rich" if sys.stdout.isatty() else "plain"
     if style == "rich":  # 3 significant digits: a loss of 2e-5 must not read 0.000
-        return [RichProgressBar(leave=True, theme=RichProgressBarTheme(metrics_format=".3g"))], True
+        return [TaskProgressBar(leave=True, theme=RichProgressBarTheme(metrics_format=".3g")),
+                StopMessageInTaskUnits()], True
     if style == "plain":
-        return [PlainProgress()], False
-    return [], False
+        return [PlainProgress(), StopMessageInTaskUnits()], False
+    return [StopMessageInTaskUnits()], False

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from symexp import fingerprint as fp
 from symexp import folder as jobfolder
 from symexp import signals
-from symexp.console import print_table
+from symexp.console import print_table, print_where
 from symexp.joblog import job_log, log_traceback
 from symexp.results import SCHEMA, environment, write_json_atomic
 from symexp.resume import Refused, decide
@@ -350,7 +350,10 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                       f"continuing {ckpt}" if ckpt else "fresh start")
             import lightning as L
 
+            from symexp.console import quiet_console
             from symexp.symmetry.callback import SymmetryMetrics
+
+            quiet_console()
 
             L.seed_everything(cfg.seed, workers=True, verbose=False)
             parts = build(cfg)
@@ -419,6 +422,8 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 from symexp.audit.callback import audit_run
 
                 _write_artefact(payload, "audit", audit_run, cfg, task, out_dir)
+            if not multirun and job_type == "train":
+                print_where(out_dir)
             return objective
         except Refused as exc:
             return _refused(exc, out_dir, run_name, multirun)

@@ -212,6 +212,7 @@ def test_resume_mid_run_continues_the_same_trajectory(tmp_path):
 
 
 def test_smoke_run_writes_results_and_figures(tmp_outputs, tmp_path):
+    from symexp.figstyle import DPI
     from symexp.report.ppo_figure import plot_sweep
     from symexp.run import run
 
@@ -231,7 +232,7 @@ def test_smoke_run_writes_results_and_figures(tmp_outputs, tmp_path):
 
     big = Image.open(plot_sweep(tmp_path, tmp_path / "big.png")).size
     small = Image.open(plot_sweep(tmp_path, tmp_path / "small.png", dpi=60)).size
-    assert small[0] == pytest.approx(big[0] * 60 / 120, abs=2)  # --dpi scales the docs copy
+    assert small[0] == pytest.approx(big[0] * 60 / DPI, abs=2)  # --dpi scales the docs copy
 
 
 def test_slippery_ant_state_roundtrip_is_exact():

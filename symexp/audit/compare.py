@@ -16,7 +16,7 @@ from torch import nn
 
 from symexp.audit.align import matched_similarity, permute, weight_matching
 from symexp.audit.core import SCHEMA, Audit
-from symexp.plots import plt, save_figure
+from symexp.figstyle import plt, rc_context, save
 from symexp.results import write_json_atomic
 from symexp.tasks.classification import evaluate
 from symexp.tasks.lmc import barrier, interpolate
@@ -120,15 +120,15 @@ def write_compare(report: dict, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md"}
     if "lmc" in report:
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        for key, style in (("before", "--"), ("after", "-")):
-            p = report["lmc"][key]
-            ax.plot(p["lambda"], p["loss"], style, marker="o", label=f"{key} alignment")
-        ax.set_xlabel("lambda (0 = A, 1 = B)")
-        ax.set_ylabel("loss on the audit inputs")
-        ax.legend()
-        ax.set_title("Linear mode connectivity")
-        paths["lmc_path"] = save_figure(fig, out_dir / "figures" / "lmc_path.png")
+        with rc_context():
+            fig, ax = plt.subplots(figsize=(5, 3.4))
+            for key, style in (("before", "--"), ("after", "-")):
+                p = report["lmc"][key]
+                ax.plot(p["lambda"], p["loss"], style, marker="o", label=f"{key} alignment")
+            ax.set(xlabel="interpolation weight lambda (0 = A, 1 = B)", ylabel="loss on the audit inputs",
+                   title="Linear mode connectivity")
+            ax.legend()
+            paths["lmc_path"] = save(fig, out_dir / "figures" / "lmc_path.png")
     write_json_atomic(paths["json"], report)
     paths["md"].write_text(markdown(report))
     return paths

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from symexp.audit.core import Audit
-from symexp.plots import plt, save_figure
+from symexp.figstyle import plt, save, styled
 from symexp.results import environment, write_json_atomic
 from symexp.schema import PROJECT_ROOT
 
@@ -96,13 +96,15 @@ def markdown(report: dict) -> str:
 def _per_layer_figure(fig, ax, x, names: list[str], ylabel: str, title: str, path: Path) -> Path:
     """The shared frame of the per-layer profiles: layer names on x, a fraction in [0, 1] on y."""
     ax.set_xticks(x, names, rotation=70, fontsize=7)
+    ax.set_xlabel("layer (input to output)")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7)
     ax.set_title(title)
-    return save_figure(fig, path)
+    return save(fig, path)
 
 
+@styled
 def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
     """rank_profile.png, dead_units.png, spectra.png."""
     rows = audit.report["layers"]
@@ -118,7 +120,7 @@ def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
         rep = [(r["data"].get("post") or r["data"]["pre"]) if "data" in r else None for r in rows]
         ax.plot(x, [p["effective_rank"] / r["units"] if p else np.nan for p, r in zip(rep, rows)], "^-", label="representation: effective")
         ax.plot(x, [p["covariance_rank"] / r["units"] if p else np.nan for p, r in zip(rep, rows)], "v--", label="representation: covariance")
-    figs["rank_profile"] = _per_layer_figure(fig, ax, x, names, "rank / full", "Rank profile per layer",
+    figs["rank_profile"] = _per_layer_figure(fig, ax, x, names, "rank / full rank (fraction)", "Rank profile per layer",
                                              fig_dir / "rank_profile.png")
 
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows)), 3.4))
@@ -135,8 +137,9 @@ def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
     cmap = plt.get_cmap("viridis")
     for i, (name, sv) in enumerate(audit.weight_spectra.items()):
         if sv.numel() and float(sv.max()) > 0:
-            s = (sv / sv.max()).clamp_min(1e-12).numpy()
-            ax.plot(np.arange(1, len(s) + 1) / len(s), s, color=cmap(i / max(len(rows) - 1, 1)), lw=1,
+            s = (sv / sv.max()).double().numpy()
+            keep = s > 1e-12  # numerically zero singular values are absent from a log plot, not drawn at a floor
+            ax.plot((np.arange(1, len(s) + 1) / len(s))[keep], s[keep], color=cmap(i / max(len(rows) - 1, 1)), lw=1,
                     label=name if len(rows) <= 12 else None)
     ax.set_yscale("log")
     ax.set_xlabel("index / number of singular values")
@@ -144,7 +147,7 @@ def figures(audit: Audit, fig_dir: Path) -> dict[str, Path]:
     ax.set_title("Weight singular-value spectra (dark: first layer)")
     if len(rows) <= 12:
         ax.legend(fontsize=6)
-    figs["spectra"] = save_figure(fig, fig_dir / "spectra.png")
+    figs["spectra"] = save(fig, fig_dir / "spectra.png")
     return figs
 
 

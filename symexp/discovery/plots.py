@@ -17,25 +17,28 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from symexp.figstyle import DPI, colorbar, plt, save, styled
 
 
 def _heat(ax, mat: np.ndarray, labels: list[str], title: str, fontsize: int = 8) -> None:
+    """A generator as a matrix over the parameters, its entries on a symmetric colour scale."""
     lim = float(np.abs(mat).max()) or 1.0
     im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.grid(False)
     n = mat.shape[0]
     if n <= 16:
         ax.set_xticks(range(n), labels, rotation=90, fontsize=5 if n > 6 else 6)
         ax.set_yticks(range(n), labels, fontsize=5 if n > 6 else 6)
+    ax.set_xlabel("column (parameter)", fontsize=6)
+    ax.set_ylabel("row (parameter)", fontsize=6)
     ax.set_title(title, fontsize=fontsize)
-    plt.colorbar(im, ax=ax, fraction=0.046)
+    colorbar(ax.figure, im, ax, "matrix entry").ax.tick_params(labelsize=6)
 
 
+@styled
 def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts: Sequence[str] = (),
                     group: str = "") -> Path:
     """One row per generator: h_i, its vector field as a linear map, and (two parameters) the flow arrows.
@@ -65,16 +68,14 @@ def plot_generators(target, model, effective: torch.Tensor, path: Path, verdicts
             ax.set_title(f"learned flow of h{i + 1} (X = 1)", fontsize=7)
     if group:
         fig.suptitle(textwrap.fill(group, 100), fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
     np.savez_compressed(path.with_suffix(".npz"), h=h, effective=eff, labels=np.array(labels),
                         verdicts=np.array(list(verdicts), dtype=str))
     return path
 
 
-def composite(run_dirs: Sequence[Path], path: Path, dpi: int = 80) -> Path:
+@styled
+def composite(run_dirs: Sequence[Path], path: Path, dpi: int = DPI) -> Path:
     """One row per run, two panels per generator (h_i and its vector field as a linear map), h_i titled with
     the generator's verdict, recomputed from the run's results.json by evaluate.verdict."""
     from symexp.discovery.evaluate import verdict
@@ -94,11 +95,7 @@ def composite(run_dirs: Sequence[Path], path: Path, dpi: int = 80) -> Path:
             _heat(axes[r, 2 * i + 1], eff[i], labels, f"field of h{i + 1} as a linear map", 6)
         for ax in axes[r, 2 * h.shape[0]:]:
             ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=dpi)
 
 
 if __name__ == "__main__":

@@ -202,21 +202,18 @@ class RidgeSweep(nn.Module):
         return out
 
     def figures(self, task, fig_dir):
-        import matplotlib.pyplot as plt
+        from symexp.figstyle import plt, rc_context, save
 
         if not hasattr(self, "_last"):
             return {}
         test, test_cf, n = self._last
         ratio = torch.tensor(self.dims, dtype=torch.float64) / n
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.plot(ratio, median(test, 0), "o-", label="trained (median over members)")
-        ax.plot(ratio, median(test_cf, 0), "k--", label="closed form")
-        ax.set_yscale("log")
-        ax.set_xlabel("d / N")
-        ax.set_ylabel("test MSE")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = fig_dir / "double_descent.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        with rc_context():
+            fig, ax = plt.subplots(figsize=(4.5, 3.2))
+            ax.plot(ratio, median(test, 0), "o-", label="trained (median over members)")
+            ax.plot(ratio, median(test_cf, 0), "k--", label="closed form")
+            ax.set(yscale="log", xlabel="input dimension / training samples (d / N)", ylabel="test MSE",
+                   title=f"Ridge double descent, {task.syre_note()}")
+            ax.legend()
+            path = save(fig, fig_dir / "double_descent.png")
         return {"double_descent": path}

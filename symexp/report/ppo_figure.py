@@ -15,11 +15,9 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from symexp.figstyle import DPI, plt, save, style, styled
 
 PANELS = (
     ("effective_rank_pct", "effective rank (% of width)"),
@@ -27,7 +25,6 @@ PANELS = (
     ("return", "episode return"),
 )
 LABELS = {"vanilla": "PPO", "l2": "PPO+L2", "syre": "PPO+syre"}
-COLORS = {"vanilla": "tab:blue", "l2": "tab:orange", "syre": "tab:green"}
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -53,32 +50,30 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
 
 
 def _mark_changes(ax, steps) -> None:
-    for s in steps:
-        if s > 0:
-            ax.axvline(s, color="0.6", lw=0.7, ls="--", zorder=0)
+    """Dashed verticals at the parameter (friction) changes, named once in the legend."""
+    for i, s in enumerate(s for s in steps if s > 0):
+        ax.axvline(s, color="0.6", lw=0.7, ls="--", zorder=0, label="parameter change" if i == 0 else None)
 
 
 def _variant(name: str) -> str:
     return name.rsplit("_", 1)[-1] if name else "run"
 
 
+@styled
 def plot_single_run(curves: dict, changes, path: Path, title: str | None = None, window: int = 5) -> Path:
     """One run's rank and return curves (the per-job figure)."""
     x = np.asarray(curves["env_step"], dtype=float)
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.6))
-    for ax, (key, label) in zip(axes, PANELS):
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 3.4))
+    for ax, (key, text) in zip(axes, PANELS):
         y = np.asarray(curves[key], dtype=float)
-        ax.plot(x, smooth(y, window if key == "return" else 1), color="tab:green")
+        ax.plot(x, smooth(y, window if key == "return" else 1), color=style("method", "syre")["color"])
         _mark_changes(ax, [c[0] for c in changes])
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(label)
+        ax.set(xlabel="environment steps", ylabel=text + (f" ({window}-iteration mean)" if key == "return" else ""))
+    if axes[-1].get_legend_handles_labels()[0]:
+        axes[-1].legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def collect_runs(root: Path) -> dict[str, list[dict]]:
@@ -112,34 +107,29 @@ def aggregate(runs: list[dict], key: str, window: int = 1) -> tuple[np.ndarray, 
     return x, mean, sem
 
 
+@styled
 def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str | None = None,
-               dpi: int = 120) -> Path:
-    """Figure 6 for every variant found below root; returns the PNG path (root/ppo_figure6.png).
-
-    ``dpi`` trades size for detail (about 80 keeps a copy for the docs under 200 KB).
-    """
+               dpi: int = DPI) -> Path:
+    """Figure 6 for every variant found below root; returns the PNG path (root/ppo_figure6.png, with
+    ppo_figure6.pdf beside it). ``dpi`` trades size for detail (the PDF is vector either way)."""
     runs = collect_runs(Path(root))
     if not runs:
         raise FileNotFoundError(f"no curves.csv below {root}: run a PPO preset or sweep first")
     out = Path(out) if out else Path(root) / "ppo_figure6.png"
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 3.8))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.6))
     change_steps = sorted({s for rs in runs.values() for s in rs[0]["changes"]})
-    for ax, (key, label) in zip(axes, PANELS):
-        for i, (variant, rs) in enumerate(sorted(runs.items())):
+    for ax, (key, text) in zip(axes, PANELS):
+        for variant, rs in sorted(runs.items()):
             x, mean, sem = aggregate(rs, key, window if key == "return" else 1)
-            color = COLORS.get(variant) or f"C{(i + 3) % 10}"
-            ax.plot(x, mean, label=f"{LABELS.get(variant, variant)} ({len(rs)} seeds)", color=color)
-            ax.fill_between(x, mean - sem, mean + sem, alpha=0.25, color=color, lw=0)
+            look = style("method", variant)
+            ax.plot(x, mean, label=f"{LABELS.get(variant, variant)} ({len(rs)} seed{'s' if len(rs) != 1 else ''})", color=look["color"],
+                    marker=look["marker"], markevery=max(len(x) // 8, 1))
+            ax.fill_between(x, mean - sem, mean + sem, alpha=0.25, color=look["color"], lw=0)
         _mark_changes(ax, change_steps)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(label)
-    axes[-1].legend(fontsize=8)
-    fig.suptitle(title or f"Loss of plasticity: {Path(root).name} (dashed: parameter changes)")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
+        ax.set(xlabel="environment steps", ylabel=text + (f" ({window}-iteration mean)" if key == "return" else ""))
+    axes[-1].legend()
+    fig.suptitle(title or f"Loss of plasticity: {Path(root).name}; mean and standard error over seeds")
+    return save(fig, out, dpi=dpi)
 
 
 def _phase_mean(run: dict, key: str, which: str) -> float:
@@ -177,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dir", type=Path, help="a sweep folder (or any folder) holding PPO job folders")
     parser.add_argument("--out", type=Path, default=None, help="output PNG (default DIR/ppo_figure6.png)")
     parser.add_argument("--window", type=int, default=5, help="iterations in the return's moving average")
-    parser.add_argument("--dpi", type=int, default=120, help="figure resolution (80: small enough for the docs)")
+    parser.add_argument("--dpi", type=int, default=DPI, help="PNG resolution (a vector PDF is written beside it)")
     parser.add_argument("--title", default=None, help="figure title (default: the folder's name)")
     args = parser.parse_args(argv)
     if not args.dir.is_dir():

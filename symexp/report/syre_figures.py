@@ -12,17 +12,11 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+from symexp.figstyle import label, legend_if_any, plt, save, style, styled
+from symexp.report.figures import _f
+from symexp.stats import median_of
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from symexp.plots import save_figure  # noqa: E402
-from symexp.report.figures import _f  # noqa: E402
-from symexp.stats import median_of  # noqa: E402
-
-COLOURS = {"off": "tab:blue", "static_bias": "tab:red", "wfix": "tab:green", "advanced": "tab:purple",
-           "offset": "tab:pink", "sigma_asym": "tab:brown", "perturb_only": "tab:olive", "anchor_only": "tab:cyan"}
+VARIANT_NAMES = {"off": "syre off", "preset": "the preset's syre"}
 # name -> metrics drawn against the swept numeric override
 LINE_METRICS = {
     "syre_teacher_student": ("rank/covariance_rank/hidden", "test/loss"),
@@ -62,27 +56,31 @@ def _method(r: dict) -> str:
     return "vanilla"
 
 
+def _variant_text(v: str) -> str:
+    return VARIANT_NAMES.get(v, f"syre={v}")
+
+
+@styled
 def symbench_figure(rows: list[dict], path: Path) -> Path | None:
+    """Degree of symmetry against the objective per method, unstructured and structured B."""
     rs = [r for r in rows if r.get("name") == "syre_symbench"]
     if not rs:
         return None
-    colours = {"syre": "tab:red", "weight decay": "tab:orange", "W-fix": "tab:green", "dropout": "tab:purple",
-               "vanilla": "tab:blue", "perturb only": "tab:olive", "anchor only": "tab:cyan"}
+    methods = ("syre", "weight decay", "W-fix", "dropout", "vanilla", "perturb only", "anchor only")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
     for ax, structure in zip(axes[0], ("unstructured", "structured")):
         sel = [r for r in rs if _overrides(r).get("model.structure", "unstructured") == structure]
-        for method, c in colours.items():
+        for method in methods:
             pts = [(_f(r.get("train/objective")), _f(r.get("sym/symmetry_degree"))) for r in sel if _method(r) == method]
             if pts:
-                ax.scatter(*zip(*pts), s=14, c=c, label=method, alpha=0.8)
-        ax.set_title(f"Fig. 4: {structure} B")
-        ax.set_xlabel("objective (w^T w)^2 - w^T B w")
-        ax.set_ylabel("degree of symmetry")
-        if ax.get_legend_handles_labels()[0]:  # a structure with no finished runs has nothing to label
-            ax.legend(fontsize=7)
-    return save_figure(fig, path, dpi=90)
+                look = style("method", method)
+                ax.scatter(*zip(*pts), s=14, c=look["color"], marker=look["marker"], label=method, alpha=0.8)
+        ax.set(title=f"{structure} B", xlabel=label("train/objective"), ylabel=label("sym/symmetry_degree"))
+        legend_if_any(ax)  # a structure with no finished runs has nothing to label
+    return save(fig, path)
 
 
+@styled
 def line_figure(rows: list[dict], name: str, path: Path) -> Path | None:
     """Median metric against the one numeric override that varies, a line per (variant, other settings)."""
     rs = [r for r in rows if r.get("name") == name]
@@ -100,25 +98,28 @@ def line_figure(rows: list[dict], name: str, path: Path) -> Path | None:
     for r in rs:
         o = _overrides(r)
         rest = " ".join(f"{k}={o[k]}" for k in sorted(o) if k not in ("syre", x_key) and k not in same)
-        series[_variant(r) + (f" {rest}" if rest else "")][_f(o[x_key])].append(r)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
+        series[_variant_text(_variant(r)) + (f", {rest}" if rest else "")][_f(o[x_key])].append(r)
+    variants = {text: v for v in {_variant(r) for r in rs} for text in [_variant_text(v)]}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics):
-        for label, pts in sorted(series.items()):
+        for i, (text, pts) in enumerate(sorted(series.items())):
             xs = sorted(pts)
-            ax.plot(xs, [_median([r.get(m) for r in pts[x]]) for x in xs], marker="o", ms=3, label=label,
-                    color=COLOURS.get(label.split()[0]))
+            look = style("method", variants.get(text.split(",")[0], text))
+            ax.plot(xs, [_median([r.get(m) for r in pts[x]]) for x in xs], marker=look["marker"], ms=3, label=text,
+                    color=look["color"] if len(series) <= len(variants) else f"C{i % 10}")
         pos = [x for pts in series.values() for x in pts if x > 0]
         if pos and max(pos) / min(pos) >= 30:
             if len(pos) < sum(map(len, series.values())):  # a zero (e.g. no weight decay): linear near 0
                 ax.set_xscale("symlog", linthresh=min(pos))
             else:
                 ax.set_xscale("log")
-        ax.set_xlabel(x_key)
-        ax.set_title(m, fontsize=9)
-    axes[0][0].legend(fontsize=7)
-    return save_figure(fig, path, dpi=90)
+        ax.set(xlabel=x_key, ylabel=label(m), title=f"median over members of {label(m)}")
+    axes[0][0].legend()
+    fig.suptitle(f"{name}: against {x_key}")
+    return save(fig, path)
 
 
+@styled
 def curves_figure(rows: list[dict], root: Path, name: str, key: str, path: Path) -> Path | None:
     """A logged curve over training (each job's figures/curves.json), one colour per variant."""
     jobs = {(r.get("job"), _variant(r)) for r in rows if r.get("name") == name}
@@ -132,18 +133,18 @@ def curves_figure(rows: list[dict], root: Path, name: str, key: str, path: Path)
         if key not in data:
             continue
         for vals in zip(*data[key]):  # one line per member
-            ax.plot(data["step"][: len(vals)], vals, color=COLOURS.get(variant), lw=1, alpha=0.7,
-                    label=variant if variant not in drawn else None)
+            ax.plot(data["step"][: len(vals)], vals, color=style("method", variant)["color"], lw=1, alpha=0.7,
+                    label=_variant_text(variant) if variant not in drawn else None)
             drawn.add(variant)
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.legend(fontsize=8)
-    return save_figure(fig, path, dpi=90)
+    ax.set(xlabel="training step (full-batch update)", ylabel=label(key), title=f"{name}: one line per member")
+    ax.legend()
+    return save(fig, path)
 
 
+@styled
 def ridge_figure(rows: list[dict], path: Path) -> Path | None:
     """Fig. 3 left across jobs: test MSE against d (n_train fixed) per variant and weight decay."""
     rs = [r for r in rows if r.get("name") == "syre_ridge"]
@@ -153,19 +154,18 @@ def ridge_figure(rows: list[dict], path: Path) -> Path | None:
     series: dict[str, list[dict]] = defaultdict(list)
     for r in rs:
         wd = r.get("weight_decay")
-        series[f"{_variant(r)} wd={'?' if wd is None else f'{_f(wd):g}'}"].append(r)
+        series[f"{_variant_text(_variant(r))}, weight decay {'?' if wd is None else f'{_f(wd):g}'}"].append(r)
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    for label, group in sorted(series.items()):
-        no_decay = _f(label.rsplit("wd=", 1)[1]) == 0
+    for text, group in sorted(series.items()):
+        no_decay = _f(text.rsplit("weight decay ", 1)[1]) == 0
+        look = style("method", _variant(group[0]))
         ax.plot(dims, [_median([r.get(f"test/mse/d{d}") for r in group]) for d in dims],
-                marker="x" if label.startswith("static_bias") else "o", ms=4, label=label,
-                color=COLOURS.get(label.split()[0]), ls=":" if no_decay else "-", alpha=0.8)
+                marker=look["marker"], ms=4, label=text, color=look["color"], ls=":" if no_decay else "-", alpha=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel("d (n_train fixed; the peak sits at d = n_train)")
-    ax.set_ylabel("test MSE")
-    ax.set_title("Fig. 3 left: ridge, syre vs plain", fontsize=9)
-    ax.legend(fontsize=7)
-    return save_figure(fig, path, dpi=90)
+    ax.set(xlabel="input dimension d (n_train fixed; the peak sits at d = n_train)", ylabel=label("test/mse"),
+           title="Ridge regression: syre against plain training")
+    ax.legend()
+    return save(fig, path)
 
 
 def syre_figures(rows: list[dict], root: Path) -> dict[str, Path]:

@@ -114,6 +114,13 @@ class SymexpTask(L.LightningModule):
         """(unit, done, total) of the task's own budget for plain progress lines (None: Lightning's epochs)."""
         return None
 
+    def syre_note(self) -> str:
+        """What a figure states about symmetry removal: off, or the syre class and its strength."""
+        if self.syre is None or type(self.syre).__name__ == "Off":
+            return "syre off"
+        sigma = getattr(self.syre, "sigma0", None)
+        return f"syre on: {type(self.syre).__name__}" + (f", sigma0 = {sigma:g}" if sigma is not None else "")
+
     def engine_info(self) -> dict | None:
         """Which training engine ran, for results.json env.engine (None: Lightning's own loop)."""
         return None

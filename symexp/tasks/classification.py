@@ -173,6 +173,11 @@ class ClassificationTask(SymexpTask):
         return out
 
     # ---------------------------------------------------------------- after training
+    def headline_metrics(self) -> tuple[str, ...]:
+        """Accuracy and the tracked layers' covariance ranks (what seed 002's vision figures plot)."""
+        return ("test/*", "train/acc", "rank/*/cov_rank", "rank/ntk", "rank/grad_cov", "sym/distinct_neurons",
+                "cl/new_task_acc_last")
+
     def member_status(self) -> list[str]:
         return ["diverged" if self.diverged else "ok"]
 
@@ -192,7 +197,10 @@ class ClassificationTask(SymexpTask):
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         from symexp.tasks.vision_plots import plot_spectra, plot_training
 
-        figs = {"training": plot_training(self.loss_history, self.epoch_history, fig_dir / "training.png")}
+        batches = getattr(self.trainer, "num_training_batches", None) if self._trainer is not None else None
+        per_epoch = float(batches) if isinstance(batches, (int, float)) and 0 < batches < float("inf") else None
+        figs = {"training": plot_training(self.loss_history, self.epoch_history, fig_dir / "training.png",
+                                          steps_per_epoch=per_epoch, note=f"{type(self.model).__name__}, {self.syre_note()}")}
         feats = self.tracked_features()
         if feats:
             spectra = {alias: covariance_eigenvalues(f)[0].cpu() for alias, f in feats.items()}

@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from symexp.plots import save_figure  # noqa: E402
+from symexp.figstyle import save as save_figure  # noqa: E402  (the shared style: 200 dpi PNG + PDF)
 from symexp.stats import median
 from symexp.tasks.base import SymexpTask  # noqa: E402
 

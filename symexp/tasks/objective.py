@@ -127,26 +127,22 @@ class ObjectiveTask(SymexpTask):
         return out
 
     def figures(self, fig_dir: Path) -> dict[str, Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from symexp.figstyle import label, plt, rc_context, save
 
         keys = [k for k in self.history if k != "step" and self.history[k]]
         if not keys or not self.history["step"]:
             return {}
-        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
         steps = self.history["step"][: len(self.history[keys[0]])]
-        for ax, key in zip(axes[0], keys):
-            vals = torch.stack(self.history[key]).double()  # (T, K)
-            for k in range(vals.shape[1]):
-                ax.plot(steps[: len(vals)], vals[:, k], lw=1, alpha=0.8)
-            ax.set_title(key)
-            ax.set_xlabel("step")
-        fig.tight_layout()
-        path = fig_dir / "curves.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        with rc_context():
+            fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), squeeze=False)
+            for ax, key in zip(axes[0], keys):
+                vals = torch.stack(self.history[key]).double()  # (T, K)
+                for k in range(vals.shape[1]):
+                    ax.plot(steps[: len(vals)], vals[:, k], lw=1, alpha=0.8)
+                ax.set(xlabel="training step", ylabel=label(key))
+            members = torch.stack(self.history[keys[0]]).shape[1]
+            fig.suptitle(f"{type(self.model).__name__}, {self.syre_note()}; one line per member ({members})")
+            path = save(fig, fig_dir / "curves.png")
         # the numbers behind it, so a sweep report can overlay the curves of its jobs (step, then (T, K) lists)
         data = {"step": steps, **{k: torch.stack(self.history[k]).double().tolist() for k in keys}}
         (fig_dir / "curves.json").write_text(json.dumps(data))

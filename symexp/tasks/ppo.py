@@ -398,7 +398,7 @@ class PPOTask(SymexpTask):
         from symexp.report.ppo_figure import plot_single_run
 
         return {"ppo_curves": plot_single_run(self.curves, self.changes, fig_dir / "ppo_curves.png",
-                                              title=f"PPO on {self.datamodule.name}")}
+                                              title=f"PPO on {self.datamodule.name}, {self.syre_note()}")}
 
     def objective(self, metrics: dict) -> float | None:
         value = metrics.get("train/return_final")

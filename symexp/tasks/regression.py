@@ -196,7 +196,7 @@ class RegressionTask(SymexpTask):
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         from symexp.plots import plot_partials
 
-        return {"partials": plot_partials(self.model, self.datamodule, fig_dir / "partials.png")}
+        return {"partials": plot_partials(self.model, self.datamodule, fig_dir / "partials.png", seed=self.seeds[0])}
 
     def objective(self, metrics: dict) -> float | None:
         value = metrics.get("test/mse")
