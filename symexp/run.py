@@ -5,6 +5,7 @@ Tests call run(cfg) in-process through Hydra's compose API; symexp.evaluate call
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import time
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from symexp import fingerprint as fp
 from symexp.console import print_table
+from symexp.divergence import Diverged
 from symexp.joblog import job_log, log_traceback
 from symexp.results import SCHEMA, environment, load, write_json_atomic
 from symexp.resume import decide
@@ -228,20 +230,25 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 n_params = sum(p.numel() for p in task.model.parameters() if p.requires_grad)
                 logger.log_hyperparams({"params/trainable": n_params, "seeds": seeds})
             t_fit = time.time()
-            trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
+            with contextlib.suppress(Diverged):  # every member diverged: the task holds the reason
+                trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
             fit_s = time.time() - t_fit
             if not trainer.is_global_zero:
                 return None  # DDP: rank zero alone evaluates and writes the job's files
             task.restore_best()
-            computed = sym_cb.compute(task)
+            divergence = task.whole_run_diverged()  # metrics of NaN parameters would only raise or mislead
+            if divergence is not None:
+                log.warning("job %s: %s; no metrics computed", run_name, divergence)
+            computed = sym_cb.compute(task) if divergence is None else {}
             status = task.member_status()
             members = _members(seeds, status, computed)
             summary = _summary(members)
-            figures = task.figures(out_dir / "figures")
+            figures = task.figures(out_dir / "figures") if divergence is None else {}
             steps = int(getattr(task, "data_step", trainer.global_step))
             objective = task.objective(summary)
             payload.update(
                 status="diverged" if all(s == "diverged" for s in status) else "ok",
+                error=divergence,
                 metrics=summary,
                 members=members,
                 objective=objective,
