@@ -23,6 +23,7 @@ from symexp import fingerprint as fp
 from symexp.console import print_table
 from symexp.divergence import Diverged
 from symexp.joblog import job_log, log_traceback
+from symexp.preflight import trainer_error
 from symexp.results import SCHEMA, environment, load, write_json_atomic
 from symexp.resume import decide
 from symexp.schema import ConfigError, validate
@@ -103,17 +104,20 @@ def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limi
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.device).items() if k in TRAINER_KEYS})
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None})
     kwargs.update(limits or {})
-    return L.Trainer(
-        logger=logger if logger is not None else False,
-        callbacks=[*callbacks, *progress],
-        enable_progress_bar=bar,
-        enable_model_summary=False,
-        # symexp.checkpointing.PeriodicCheckpoint writes the checkpoints; never Lightning's default one
-        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
-        default_root_dir=str(out_dir),
-        deterministic=cfg.deterministic,
-        **kwargs,
-    )
+    try:
+        return L.Trainer(
+            logger=logger if logger is not None else False,
+            callbacks=[*callbacks, *progress],
+            enable_progress_bar=bar,
+            enable_model_summary=False,
+            # symexp.checkpointing.PeriodicCheckpoint writes the checkpoints; never Lightning's default one
+            enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
+            default_root_dir=str(out_dir),
+            deterministic=cfg.deterministic,
+            **kwargs,
+        )
+    except (ValueError, TypeError, RuntimeError) as exc:  # Lightning's MisconfigurationException is a ValueError
+        raise trainer_error(exc, cfg) from None
 
 
 def _members(seeds, status, computed) -> list[dict]:
