@@ -95,6 +95,7 @@ def build(cfg: DictConfig) -> dict:
 
 def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limits: dict | None = None):
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import Checkpoint
 
     from symexp.loggers import progress_callbacks
@@ -116,7 +117,7 @@ def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limi
             deterministic=cfg.deterministic,
             **kwargs,
         )
-    except (ValueError, TypeError, RuntimeError) as exc:  # Lightning's MisconfigurationException is a ValueError
+    except (MisconfigurationException, ValueError, TypeError) as exc:  # a value Lightning refused
         raise trainer_error(exc, cfg) from None
 
 

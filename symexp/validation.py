@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,8 @@ RULES: tuple[tuple[str, Check], ...] = (
     ("trainer.fast_dev_run", BOOL | NONNEG_INT),
     ("trainer.precision", choice("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
                                  "transformer-engine", "64", "32", "16", "bf16", 64, 32, 16) | NULL),
+    ("trainer.max_time", Check(lambda v: isinstance(v, dict) or (isinstance(v, str) and bool(re.fullmatch(r"\d+:\d\d:\d\d:\d\d", v))),
+                               "DD:HH:MM:SS or a mapping such as {hours: 12}") | NULL),
     ("trainer.detect_anomaly", BOOL),
     ("trainer.benchmark", BOOL | NULL),
     ("trainer.deterministic", BOOL | choice("warn") | NULL),
