@@ -4,7 +4,8 @@ another optimizer or model) fails naming the key, instead of running silently wi
 Who reads what: a node with a ``_target_`` passes its keys to that callable (so they must be parameters of
 its signature, unless it takes ``**kwargs``; ``_target_`` must import); ``trainer`` passes its keys to
 ``lightning.Trainer``; a group without a target (device, logger, budget, audit) is read by symexp, which
-reads the keys its option files under conf/ declare; top-level keys are the schema's fields.
+reads the keys its option files under conf/ declare; top-level keys are the schema's fields. Values
+under ``syre`` while syre is off are left alone: presets set them for the sweeps that switch syre on.
 """
 
 from __future__ import annotations
@@ -143,10 +144,6 @@ def check_keys(config: dict) -> None:
             if key not in schema:
                 raise ConfigError(f"{name}.{key}", f"no such key{_suggest(str(key), schema)}; {name} keys are "
                                                    f"{', '.join(sorted(schema))}")
-    syre = config.get("syre")
-    if isinstance(syre, dict) and syre and syre.get("_target_") is None:
-        raise ConfigError(f"syre.{next(iter(syre))}", "syre is off, so nothing reads this key; select a method "
-                                                      "first (e.g. syre=wfix)")
     trainer = config.get("trainer") or {}
     if trainer:
         import lightning as L

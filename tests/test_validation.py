@@ -199,7 +199,7 @@ MISTAKES_IN_JOB = [
     (["+model.widht=8"], "model.widht: symexp.models.rflr.RFLR takes no argument 'widht' (did you mean width?)"),
     (["+logger.projet=x"], "logger.projet: nothing reads this key (did you mean project?)"),
     (["+checkpoint.every_minute=1"], "checkpoint.every_minute: no such key (did you mean every_minutes?)"),
-    (["+syre.kappa=1"], "syre.kappa: syre is off, so nothing reads this key"),
+    (["experiment=syre_fcn", "syre=wfix", "+syre.kapa=1"], "syre.kapa: symexp.syre.WFix takes no argument 'kapa'"),
     (["+metric.regime.mse_maxx=1"], "metric.regime.mse_maxx: symexp.symmetry.metrics.Regime takes no argument"),
     (["name="], "name: got ''"),
     (["paths.output_root=''"], "paths.output_root: got ''"),
