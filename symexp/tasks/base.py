@@ -88,6 +88,10 @@ class SymexpTask(L.LightningModule):
         """The step a divergence is reported at: the task's own data/env step when it counts one."""
         return int(getattr(self, "data_step", self.global_step))
 
+    def _trained_parameters(self):
+        """What training moves: a frozen parameter (a fixed target network, a mask) is not checked."""
+        return ((n, p) for n, p in self.named_parameters() if p.requires_grad)
+
     @torch.no_grad()
     def check_divergence(self, loss: torch.Tensor | None = None, *, parameters: bool = True) -> None:
         """Mark the members whose ``loss`` (one value per member, or one for all) is non-finite or above
@@ -100,7 +104,7 @@ class SymexpTask(L.LightningModule):
             if bool(bad.any()):
                 what = loss_reason(loss, self.divergence_loss)
         if parameters:
-            params, name = nonfinite_members(self.named_parameters(), self.members)
+            params, name = nonfinite_members(self._trained_parameters(), self.members)
             if name is not None:
                 bad |= params
                 what = what or f"parameter {name} is not finite"
@@ -127,7 +131,7 @@ class SymexpTask(L.LightningModule):
     def whole_run_diverged(self) -> str | None:
         """After training (rank zero alone): the reason when every member diverged, parameters checked once
         more; None otherwise."""
-        bad, name = nonfinite_members(self.named_parameters(), self.members)
+        bad, name = nonfinite_members(self._trained_parameters(), self.members)
         if name is not None:
             self._mark_diverged(bad, f"parameter {name} is not finite after training")
         return self.divergence_reason if bool(self.diverged.all()) else None
