@@ -117,6 +117,18 @@ def _online_settings(wandb, timeout: float):
     return wandb.Settings(**settings)
 
 
+def _check_env_mode() -> None:
+    """wandb validates WANDB_MODE itself, with a pydantic traceback: an empty value means unset, any other
+    unknown one is refused here in one line."""
+    from symexp.schema import ConfigError
+
+    value = os.environ.get("WANDB_MODE")
+    if value is not None and not value.strip():
+        del os.environ["WANDB_MODE"]
+    elif value is not None and value.strip().lower() not in _ENV_MODES:
+        raise ConfigError("WANDB_MODE", f"got {value!r} (environment); allowed {', '.join(_ENV_MODES)}, or unset")
+
+
 def init_run(mode: str, init_timeout: float, **kwargs: Any):
     """``wandb.init``; an online init that cannot reach the server within ``init_timeout`` seconds in total
     (no network, server down, a wrong WANDB_BASE_URL) warns once and returns an offline run with the same
@@ -238,6 +250,7 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | Non
     if backend != "wandb":
         return None
     os.environ.setdefault("WANDB_SILENT", "true")
+    _check_env_mode()
     ident = wandb_identity(_select(cfg, "logger", {}))
     choices, overrides, multirun = _hydra_context()
     (out_dir / "wandb").mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,14 @@ def test_a_silent_server_costs_init_timeout_then_an_offline_start(tmp_path, sile
     # 3 s online, then an offline start (a few seconds, more on a loaded machine); before: 50+ s
     assert out["elapsed"] < 3 + 30, f"{out['elapsed']:.0f} s for init_timeout=3"
     assert err.count("W&B online init failed") == 1
+
+
+def test_an_unknown_wandb_mode_in_the_environment_is_one_line(tmp_path, monkeypatch):
+    from symexp.run import run
+    from tests.conftest import compose_cfg
+
+    monkeypatch.setenv("WANDB_MODE", "offlne")
+    cfg = compose_cfg(["model.width=16", "model.depth=1", "data.n_train=8", "data.n_val=8", "task.epochs=1",
+                       "task.val_every=1", "logger=wandb", "progress=none", f"paths.output_root={tmp_path}"])
+    with pytest.raises(SystemExit, match=r"^symexp: configuration error: WANDB_MODE: got 'offlne' \(environment\)"):
+        run(cfg)
