@@ -70,24 +70,91 @@ def wandb_identity(logger_cfg: Any) -> dict[str, Any]:
     }
 
 
+def _server_address(base_url: str) -> tuple[str, int]:
+    """Where a connection to the W&B server goes: its host and port, or the proxy's when one applies."""
+    import urllib.request
+    from urllib.parse import urlparse
+
+    url = urlparse(base_url)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        p = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        return p.hostname or host, p.port or 80
+    return host, port
+
+
+def unreachable(base_url: str, timeout: float) -> str | None:
+    """Why the W&B server cannot be reached within ``timeout`` seconds (None: a TCP connection opened).
+
+    wandb.init would otherwise retry a refused or unresolvable server until its own timeouts run out, and
+    then take as long again to start the offline run; a failed probe goes offline at once. The probe runs
+    in a thread so that a hanging DNS lookup is bounded too."""
+    import socket
+    import threading
+
+    host, port = _server_address(base_url)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{host}:{port}: {exc.strerror or type(exc).__name__}")
+
+    thread = threading.Thread(target=probe, name="symexp-wandb-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"{host}:{port}: no answer within {timeout:g}s"
+
+
+def _online_settings(wandb, timeout: float):
+    """Settings for an online init that stays within ``timeout``: wandb's own init timeout, and no account
+    lookup (wandb resolves the user name for its "logged in as" line with retried requests before the
+    init timeout even starts; symexp does not need it)."""
+    settings = {"init_timeout": max(timeout, 1.0)}
+    if "x_disable_viewer" in type(wandb.Settings()).model_fields:
+        wandb.setup(settings=wandb.Settings(x_disable_viewer=True))
+    return wandb.Settings(**settings)
+
+
+def _check_env_mode() -> None:
+    """wandb validates WANDB_MODE itself, with a pydantic traceback: an empty value means unset, any other
+    unknown one is refused here in one line."""
+    from symexp.schema import ConfigError
+
+    value = os.environ.get("WANDB_MODE")
+    if value is not None and not value.strip():
+        del os.environ["WANDB_MODE"]
+    elif value is not None and value.strip().lower() not in _ENV_MODES:
+        raise ConfigError("WANDB_MODE", f"got {value!r} (environment); allowed {', '.join(_ENV_MODES)}, or unset")
+
+
 def init_run(mode: str, init_timeout: float, **kwargs: Any):
-    """``wandb.init``; an online init that fails (no network, no key, server down) within ``init_timeout``
-    seconds warns once and returns an offline run with the same id, so results never depend on the network."""
+    """``wandb.init``; an online init that cannot reach the server within ``init_timeout`` seconds in total
+    (no network, server down, a wrong WANDB_BASE_URL) warns once and returns an offline run with the same
+    id, so results never depend on the network."""
     import wandb
 
-    started = time.time()
-    try:
-        return wandb.init(mode=mode, settings=wandb.Settings(init_timeout=init_timeout), **kwargs)
-    except Exception as exc:
-        if mode != "online":
-            raise
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        wandb.teardown()  # the service still holds the failed run's id
-        _remove_failed_online_dir(kwargs.get("dir"), kwargs.get("id"), started)
-        run = wandb.init(mode="offline", **kwargs)
-        log.warning("W&B online init failed within %gs (%s); logging offline, upload later: wandb sync %s",
-                    init_timeout, reason, Path(run.dir).parent if run.dir else kwargs.get("dir"))
-        return run
+    started, wall_started = time.monotonic(), time.time()
+    if mode != "online":
+        return wandb.init(mode=mode, **kwargs)
+    from wandb.sdk import wandb_setup
+
+    why = unreachable(wandb_setup.singleton().settings.base_url, min(init_timeout, 10.0))
+    if why is None:
+        try:
+            left = init_timeout - (time.monotonic() - started)
+            return wandb.init(mode="online", settings=_online_settings(wandb, left), **kwargs)
+        except Exception as exc:
+            why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            wandb.teardown()  # the service still holds the failed run's id
+            _remove_failed_online_dir(kwargs.get("dir"), kwargs.get("id"), wall_started)
+    run = wandb.init(mode="offline", **kwargs)
+    log.warning("W&B online init failed within %gs (%s); logging offline, upload later: wandb sync %s",
+                init_timeout, why, Path(run.dir).parent if run.dir else kwargs.get("dir"))
+    return run
 
 
 def _remove_failed_online_dir(root: str | None, run_id: str | None, since: float) -> None:
@@ -237,6 +304,7 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_name: str, group: str | Non
     if backend != "wandb":
         return None
     os.environ.setdefault("WANDB_SILENT", "true")
+    _check_env_mode()
     ident = wandb_identity(_select(cfg, "logger", {}))
     choices, overrides, multirun = _hydra_context()
     (out_dir / "wandb").mkdir(parents=True, exist_ok=True)

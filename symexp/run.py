@@ -5,6 +5,7 @@ Tests call run(cfg) in-process through Hydra's compose API; symexp.evaluate call
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import time
@@ -22,7 +23,9 @@ from symexp import fingerprint as fp
 from symexp import folder as jobfolder
 from symexp import signals
 from symexp.console import print_table, print_where
+from symexp.divergence import Diverged
 from symexp.joblog import job_log, log_traceback
+from symexp.preflight import trainer_error
 from symexp.results import SCHEMA, environment, write_json_atomic
 from symexp.resume import Refused, decide
 from symexp.schema import ConfigError, validate
@@ -107,6 +110,7 @@ def extra_callbacks(cfg: DictConfig) -> list:
 
 def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limits: dict | None = None):
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import Checkpoint
 
     from symexp.loggers import StepAxis, progress_callbacks
@@ -117,17 +121,20 @@ def _trainer(cfg: DictConfig, task, out_dir: Path, logger, callbacks: list, limi
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.device).items() if k in TRAINER_KEYS})
     kwargs.update({k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None})
     kwargs.update(limits or {})
-    return L.Trainer(
-        logger=logger if logger is not None else False,
-        callbacks=[*callbacks, *progress],
-        enable_progress_bar=bar,
-        enable_model_summary=False,
-        # symexp.checkpointing.PeriodicCheckpoint writes the checkpoints; never Lightning's default one
-        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
-        default_root_dir=str(out_dir),
-        deterministic=cfg.deterministic,
-        **kwargs,
-    )
+    try:
+        return L.Trainer(
+            logger=logger if logger is not None else False,
+            callbacks=[*callbacks, *progress],
+            enable_progress_bar=bar,
+            enable_model_summary=False,
+            # symexp.checkpointing.PeriodicCheckpoint writes the checkpoints; never Lightning's default one
+            enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
+            default_root_dir=str(out_dir),
+            deterministic=cfg.deterministic,
+            **kwargs,
+        )
+    except (MisconfigurationException, ValueError, TypeError) as exc:  # a value Lightning refused
+        raise trainer_error(exc, cfg) from None
 
 
 def _members(seeds, status, computed) -> list[dict]:
@@ -377,14 +384,18 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
                 n_params = sum(p.numel() for p in task.model.parameters() if p.requires_grad)
                 logger.log_hyperparams({"params/trainable": n_params, "seeds": seeds})
             t_fit = time.time()
-            with signals.phase("training"):  # a signal stops the fit at its next checkpoint
+            # a signal stops the fit at its next checkpoint; every member diverged: the task holds the reason
+            with signals.phase("training"), contextlib.suppress(Diverged):
                 trainer.fit(task, datamodule=parts["datamodule"], ckpt_path=str(ckpt) if ckpt else None)
             signals.raise_if_received()  # one that came in the last epoch
             fit_s = time.time() - t_fit
             if not trainer.is_global_zero:
                 return None  # DDP: rank zero alone evaluates and writes the job's files
             task.restore_best()
-            computed = sym_cb.compute(task)
+            divergence = task.whole_run_diverged()  # metrics of NaN parameters would only raise or mislead
+            if divergence is not None:
+                log.warning("job %s: %s; no metrics computed", run_name, divergence)
+            computed = sym_cb.compute(task) if divergence is None else {}
             status = task.member_status()
             members = _members(seeds, status, computed)
             summary = _summary(members)
@@ -392,6 +403,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             objective = task.objective(summary)
             payload.update(
                 status="diverged" if all(s == "diverged" for s in status) else "ok",
+                error=divergence,
                 metrics=summary,
                 members=members,
                 objective=objective,
@@ -408,7 +420,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None, *, checkpoint: Path | None
             signals.set_phase("idle")  # the result is written: a signal now only stops a sweep's next jobs
             previous = dict(payload)  # from here on a failure never replaces these results
             (out_dir / FAILED_RESULTS).unlink(missing_ok=True)  # an earlier attempt's failure is superseded
-            figures = _write_artefact(payload, "figures", task.figures, out_dir / "figures") or {}
+            figures = {} if divergence else _write_artefact(payload, "figures", task.figures, out_dir / "figures") or {}
             payload["figures"] = {k: str(Path(v).relative_to(out_dir)) for k, v in figures.items()}
             if logger is not None:
                 _write_artefact(payload, "W&B summary", _log_summary, logger, payload, figures, task.headline_metrics())

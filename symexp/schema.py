@@ -117,13 +117,21 @@ def validate(cfg: DictConfig) -> None:
     """Fail before any data or model is built on values no run could use; each message names its key.
 
     The value table lives in symexp.validation (one rule per knob); the checks here relate two keys."""
-    from symexp.validation import check_environment, check_values
+    from symexp.config_keys import check_keys
+    from symexp.preflight import check_optimizer
+    from symexp.validation import check_environment, check_values, resolve_config
 
     for key in ("model", "data", "task"):
         node = OmegaConf.select(cfg, key)
         if node is None or "_target_" not in node:
             raise ConfigError(key, "must select an option with a _target_ (e.g. model=rflr)")
     check_values(cfg)
+    check_keys(resolve_config(cfg))
+    check_optimizer(cfg)
+    seed, size = OmegaConf.select(cfg, "seed"), OmegaConf.select(cfg, "ensemble.size")
+    if isinstance(seed, int) and isinstance(size, int) and seed + size - 1 > 2**32 - 1:
+        raise ConfigError("seed", f"got {seed}; allowed at most 2**32 - ensemble.size = {2**32 - size} "
+                                  "(member k uses seed + k, within numpy's seed range)")
     rank, width = OmegaConf.select(cfg, "model.rank"), OmegaConf.select(cfg, "model.width")
     if isinstance(rank, int) and isinstance(width, int) and rank > width:
         raise ConfigError("model.rank", f"got {rank}; allowed at most model.width={width}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -83,12 +84,17 @@ PROB = number(0, 1)
 FRACTION_OPEN = number(0, 1, hi_open=True)  # dropout, momentum, Adam betas: 1 would never move
 POS_INT = integer(1)
 NONNEG_INT = integer(0)
-SEED = integer(0)
+SEED = Check(lambda v: _is_int(v) and 0 <= v <= 2**32 - 1, "an integer in [0, 2**32 - 1] (numpy's seed range)")
+NONEMPTY = Check(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
 
 # (key pattern, check). Patterns are dotted; ``*`` is one segment. Order does not matter: every match applies.
 RULES: tuple[tuple[str, Check], ...] = (
     # ---- top level
     ("seed", SEED),
+    ("name", NONEMPTY),
+    ("paths.root", NONEMPTY),
+    ("paths.data_dir", NONEMPTY),
+    ("paths.output_root", NONEMPTY),
     ("ensemble.size", POS_INT),
     ("progress", choice("auto", "rich", "plain", "none")),
     ("save_checkpoints", BOOL),
@@ -106,6 +112,37 @@ RULES: tuple[tuple[str, Check], ...] = (
     ("device.precision", choice("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
                                 "transformer-engine", "64", "32", "16", "bf16", 64, 32, 16)),
     ("device.num_nodes", POS_INT),
+    ("device.strategy", STRING),
+    # ---- trainer: extra lightning.Trainer arguments
+    ("trainer.max_epochs", Check(lambda v: _is_int(v) and v >= -1, "-1 (no limit) or an integer >= 0") | NULL),
+    ("trainer.min_epochs", NONNEG_INT | NULL),
+    ("trainer.max_steps", Check(lambda v: _is_int(v) and v >= -1, "-1 (no limit) or an integer >= 0")),
+    ("trainer.min_steps", NONNEG_INT | NULL),
+    ("trainer.gradient_clip_val", NONNEG | NULL),
+    ("trainer.gradient_clip_algorithm", choice("norm", "value") | NULL),
+    ("trainer.accumulate_grad_batches", POS_INT),
+    ("trainer.check_val_every_n_epoch", POS_INT | NULL),
+    ("trainer.log_every_n_steps", POS_INT | NULL),
+    ("trainer.num_sanity_val_steps", Check(lambda v: _is_int(v) and v >= -1, "-1 (all) or an integer >= 0") | NULL),
+    ("trainer.limit_train_batches", number(0, 1) | NONNEG_INT | NULL),
+    ("trainer.limit_val_batches", number(0, 1) | NONNEG_INT | NULL),
+    ("trainer.limit_test_batches", number(0, 1) | NONNEG_INT | NULL),
+    ("trainer.val_check_interval", POSITIVE | NULL),
+    ("trainer.overfit_batches", number(0, 1) | NONNEG_INT),
+    ("trainer.fast_dev_run", BOOL | NONNEG_INT),
+    ("trainer.precision", choice("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
+                                 "transformer-engine", "64", "32", "16", "bf16", 64, 32, 16) | NULL),
+    ("trainer.max_time", Check(lambda v: isinstance(v, dict) or (isinstance(v, str) and bool(re.fullmatch(r"\d+:\d\d:\d\d:\d\d", v))),
+                               "DD:HH:MM:SS or a mapping such as {hours: 12}") | NULL),
+    ("trainer.detect_anomaly", BOOL),
+    ("trainer.benchmark", BOOL | NULL),
+    ("trainer.deterministic", BOOL | choice("warn") | NULL),
+    ("trainer.enable_progress_bar", BOOL | NULL),
+    ("trainer.enable_model_summary", BOOL | NULL),
+    ("trainer.enable_checkpointing", BOOL | NULL),
+    ("trainer.sync_batchnorm", BOOL),
+    ("trainer.use_distributed_sampler", BOOL),
+    ("trainer.reload_dataloaders_every_n_epochs", NONNEG_INT),
     # ---- logger
     ("logger.backend", choice("wandb", "csv", "tensorboard", "none")),
     ("logger.mode", choice("auto", "offline", "online", "disabled") | NULL),
@@ -118,7 +155,8 @@ RULES: tuple[tuple[str, Check], ...] = (
     ("task.optimizer.momentum", FRACTION_OPEN),
     ("task.optimizer.dampening", PROB),
     ("task.optimizer.eps", POSITIVE),
-    ("task.optimizer.betas", list_of(FRACTION_OPEN, 2)),
+    ("task.optimizer.betas", Check(lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(FRACTION_OPEN.ok(b) for b in v),
+                                   "two numbers in [0, 1), e.g. [0.9, 0.999]")),
     ("task.optimizer.nesterov", BOOL),
     ("task.scheduler.gamma", POSITIVE),
     ("task.scheduler.step_size", POS_INT),

@@ -4,6 +4,7 @@ every shipped preset passes the same checks."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -168,3 +169,80 @@ def test_terminal_shows_one_line_and_no_traceback(override, key, tmp_path):
     assert lines == [next(ln for ln in lines if ln.startswith(f"symexp: configuration error: {key}: got "))]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not list(tmp_path.rglob("last.ckpt")), "no training may happen on a bad config"
+
+
+# ---------------------------------------------------------------------------------------------- fresh mistakes
+# Plausible user mistakes that used to end in a traceback or run with the value silently ignored; each
+# must end with one line naming its key. (overrides, the start of that line after "configuration error: ")
+RFLR_TINY = ["budget=smoke", "model.width=16", "model.depth=1", "data.n_train=8", "data.n_val=8", "task.epochs=2",
+             "task.val_every=1"]
+MISTAKES_IN_JOB = [
+    (["+trainer.max_epochs=-5"], "trainer.max_epochs: got -5"),
+    (["+trainer.gradient_clip_val=abc"], "trainer.gradient_clip_val: got 'abc'"),
+    (["+trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches: got 0"),
+    (["+trainer.gradient_clip_vall=1.0"], "trainer.gradient_clip_vall: lightning.Trainer takes no argument "
+                                          "'gradient_clip_vall' (did you mean gradient_clip_val?)"),
+    (["+trainer.max_time=forever"], "trainer.max_time: got 'forever'"),
+    (["device.strategy=ddp_foo"], "device.strategy: lightning.Trainer refused it"),
+    (["+task.optimizer.betas=[0.9,0.99,0.5]"], "task.optimizer.betas: got [0.9, 0.99, 0.5]"),
+    ([PPO, "task.optimizer.betas=[0.9]"], "task.optimizer.betas: got [0.9]"),
+    (["task.optimizer._target_=torch.optim.Adamw"],
+     "task.optimizer._target_: cannot import 'torch.optim.Adamw': torch.optim has no 'Adamw' (did you mean AdamW?)"),
+    (["+task.optimizer.momentum=0.9"], "task.optimizer.momentum: torch.optim.Adam takes no argument 'momentum'"),
+    (["task.scheduler._target_=torch.optim.lr_scheduler.ExponentialLR"],
+     "task.scheduler.step_size: torch.optim.lr_scheduler.ExponentialLR takes no argument 'step_size'"),
+    (["+task.scheduler.last_epoch=5"], "task.scheduler.last_epoch: KeyError"),
+    (["seed=4294967296"], "seed: got 4294967296; allowed an integer in [0, 2**32 - 1]"),
+    (["seed=4294967295", "ensemble.size=2"], "seed: got 4294967295; allowed at most 2**32 - ensemble.size"),
+    (["+foo=1"], "foo: no such top-level key"),
+    (["+task.foo=1"], "task.foo: symexp.tasks.regression.RegressionTask takes no argument 'foo'"),
+    (["+model.widht=8"], "model.widht: symexp.models.rflr.RFLR takes no argument 'widht' (did you mean width?)"),
+    (["+logger.projet=x"], "logger.projet: nothing reads this key (did you mean project?)"),
+    (["+checkpoint.every_minute=1"], "checkpoint.every_minute: no such key (did you mean every_minutes?)"),
+    (["experiment=syre_fcn", "syre=wfix", "+syre.kapa=1"], "syre.kapa: symexp.syre.WFix takes no argument 'kapa'"),
+    (["+metric.regime.mse_maxx=1"], "metric.regime.mse_maxx: symexp.symmetry.metrics.Regime takes no argument"),
+    (["name="], "name: got ''"),
+    (["paths.output_root=''"], "paths.output_root: got ''"),
+]
+
+
+@pytest.mark.parametrize("overrides,line", MISTAKES_IN_JOB, ids=[" ".join(o) for o, _ in MISTAKES_IN_JOB])
+def test_a_mistake_in_a_job_ends_in_one_line_naming_its_key(overrides, line, tmp_path):
+    from symexp.run import run
+
+    out = [] if any("paths.output_root" in o for o in overrides) else [f"paths.output_root={tmp_path}"]
+    base = ["budget=smoke"] if any(o.startswith("experiment=") for o in overrides) else RFLR_TINY
+    with pytest.raises(SystemExit) as exc:
+        run(compose_cfg(base + overrides + out + ["logger=none", "progress=none"]))
+    assert str(exc.value).startswith(f"symexp: configuration error: {line}"), str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert not list(tmp_path.rglob("last.ckpt")), "no training may happen on a bad config"
+
+
+MISTAKES_AT_LAUNCH = [
+    (["hydra.run.dir="], "hydra.run.dir: got ''"),
+    (["paths.output_root="], "paths.output_root: got ''"),
+    (["-m", "hydra.sweep.dir=", "seed=1,2"], "hydra.sweep.dir: got ''"),
+    (["-m", "launcher=joblib", "hydra.launcher.n_jobs=0", "seed=1,2"], "hydra.launcher.n_jobs: got 0"),
+    (["-m", "hparams_search=rflr_cosine1d", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials: got 0"),
+    (["-m", "hparams_search=rflr_cosine1d", "hydra.sweeper.direction=up"], "hydra.sweeper.direction: got 'up'"),
+    (["-m", "hparams_search=rflr_cosine1d", "hydra.sweeper.sampler.seed=-1"], "hydra.sweeper.sampler.seed: got -1"),
+    pytest.param(["-m", "launcher=slurm", "seed=1,2"], "launcher: launcher=slurm needs SLURM's",
+                 marks=pytest.mark.skipif(bool(shutil.which("srun")), reason="a SLURM machine can start it")),
+]
+
+
+@pytest.mark.parametrize("args,line", MISTAKES_AT_LAUNCH,
+                         ids=[" ".join(p.values[0] if hasattr(p, "values") else p[0]) for p in MISTAKES_AT_LAUNCH])
+def test_a_mistake_at_launch_ends_in_one_line_before_any_folder(args, line, tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    flags = [a for a in args if a == "-m"]
+    rest = [a for a in args if a != "-m"]
+    out = [] if any(a.startswith("paths.output_root") for a in rest) else [f"paths.output_root={tmp_path}/out"]
+    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), *flags, *RFLR_TINY, "logger=none", "progress=none",
+                           *out, *rest], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("symexp: configuration error:")]
+    assert len(lines) == 1 and lines[0].startswith(f"symexp: configuration error: {line}"), proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing may be written before the launch is valid"

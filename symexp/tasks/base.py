@@ -15,11 +15,14 @@ after their own clipping.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
+
+from symexp.divergence import Diverged, DivergenceGuard, loss_members, loss_reason, nonfinite_members
 
 
 def _portable(value):
@@ -46,6 +49,8 @@ class SymexpTask(L.LightningModule):
     # Python-side attributes (curves, histories) a checkpoint must carry for an exact resume; tensors that
     # matter belong in buffers, which the state_dict carries anyway.
     resumable: tuple[str, ...] = ()
+    # a training loss above this marks its member diverged (non-finite losses and parameters always do)
+    divergence_loss: float = math.inf
 
     def __init__(self, model: torch.nn.Module, datamodule=None, seeds: Sequence[int] = (0,), syre=None):
         super().__init__()
@@ -53,6 +58,8 @@ class SymexpTask(L.LightningModule):
         self.datamodule = datamodule
         self.seeds = list(seeds)
         self.syre = syre
+        self.register_buffer("diverged", torch.zeros(len(self.seeds), dtype=torch.bool))
+        self.divergence_reason: str | None = None  # the first member's; checkpoints carry it
 
     @property
     def members(self) -> int:
@@ -73,6 +80,62 @@ class SymexpTask(L.LightningModule):
         if self.syre is not None:
             self.syre.after_step(self.model, getattr(optimizer, "optimizer", optimizer))
 
+    # ------------------------------------------------------------------ divergence (symexp.divergence)
+    def configure_callbacks(self):
+        return [DivergenceGuard()]
+
+    def divergence_step(self) -> int:
+        """The step a divergence is reported at: the task's own data/env step when it counts one."""
+        return int(getattr(self, "data_step", self.global_step))
+
+    def _trained_parameters(self):
+        """What training moves: a frozen parameter (a fixed target network, a mask) is not checked."""
+        return ((n, p) for n, p in self.named_parameters() if p.requires_grad)
+
+    @torch.no_grad()
+    def check_divergence(self, loss: torch.Tensor | None = None, *, parameters: bool = True) -> None:
+        """Mark the members whose ``loss`` (one value per member, or one for all) is non-finite or above
+        ``divergence_loss``, or (``parameters``) whose parameters are not finite; raise Diverged once every
+        member has diverged. Manual-optimisation tasks call it after their optimizer steps."""
+        bad = torch.zeros(self.members, dtype=torch.bool)
+        what = None
+        if loss is not None:
+            bad |= loss_members(loss, self.members, self.divergence_loss)
+            if bool(bad.any()):
+                what = loss_reason(loss, self.divergence_loss)
+        if parameters:
+            params, name = nonfinite_members(self._trained_parameters(), self.members)
+            if name is not None:
+                bad |= params
+                what = what or f"parameter {name} is not finite"
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1:  # every rank stops together, or DDP would hang
+            bad = torch.tensor([trainer.strategy.reduce_boolean_decision(bool(b), all=False) for b in bad])
+            what = what or "another rank diverged"
+        if self._mark_diverged(bad, what) and bool(self.diverged.all()):
+            raise Diverged(self.divergence_reason)
+
+    def _mark_diverged(self, bad: torch.Tensor, what: str | None) -> bool:
+        """Record the members of ``bad`` not marked before (and the first reason); whether there were any."""
+        new = bad.cpu() & ~self.diverged.cpu()
+        if not bool(new.any()):
+            return False
+        self.diverged |= new.to(self.diverged.device)
+        ids = new.nonzero().flatten().tolist()
+        members = "" if self.members == 1 else f" (member{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))})"
+        self.divergence_reason = self.divergence_reason or (
+            f"{type(self).__name__} diverged at step {self.divergence_step()}: {what}{members}")
+        return True
+
+    @torch.no_grad()
+    def whole_run_diverged(self) -> str | None:
+        """After training (rank zero alone): the reason when every member diverged, parameters checked once
+        more; None otherwise."""
+        bad, name = nonfinite_members(self._trained_parameters(), self.members)
+        if name is not None:
+            self._mark_diverged(bad, f"parameter {name} is not finite after training")
+        return self.divergence_reason if bool(self.diverged.all()) else None
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Lightning calls this after ``on_before_optimizer_step`` (automatic optimisation only): clip the
         loss gradient first, then add syre's anchor term so that the clip never scales it."""
@@ -90,6 +153,7 @@ class SymexpTask(L.LightningModule):
             checkpoint["syre"] = self.syre.state_dict()
         if self.resumable:
             checkpoint["task_state"] = pack({k: _portable(getattr(self, k)) for k in self.resumable})
+        checkpoint["divergence_reason"] = self.divergence_reason
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         from symexp.checkpointing import unpack
@@ -98,7 +162,10 @@ class SymexpTask(L.LightningModule):
             self.syre.load_state_dict(checkpoint["syre"])
         if "task_state" in checkpoint:
             for key, value in unpack(checkpoint["task_state"]).items():
-                setattr(self, key, _restored(getattr(self, key, None), value))
+                if key in self.resumable:  # older checkpoints may carry keys that are buffers now
+                    setattr(self, key, _restored(getattr(self, key, None), value))
+        checkpoint.get("state_dict", {}).setdefault("diverged", self.diverged.clone())  # from before the buffer
+        self.divergence_reason = checkpoint.get("divergence_reason")
 
     # ------------------------------------------------------------------ run.py's questions
     def trainer_defaults(self) -> dict:
@@ -127,7 +194,7 @@ class SymexpTask(L.LightningModule):
 
     def member_status(self) -> list[str]:
         """'ok' or 'diverged' for every member."""
-        return ["ok"] * self.members
+        return ["diverged" if d else "ok" for d in self.diverged.tolist()]
 
     def restore_best(self) -> None:
         """Put the selected (best validation) parameters into the model before evaluation."""

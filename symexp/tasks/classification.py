@@ -8,7 +8,6 @@ that have identical-neuron initialisations, and optionally the NTK rank at the s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def _layers(track_layers: Sequence[str] | Mapping[str, str] | None) -> dict[str,
 
 
 class ClassificationTask(SymexpTask):
-    resumable = ("loss_history", "epoch_history", "initial", "diverged")
+    resumable = ("loss_history", "epoch_history", "initial")
 
     def __init__(
         self,
@@ -82,7 +81,6 @@ class ClassificationTask(SymexpTask):
         self.loss_history: list[tuple[int, float]] = []
         self.epoch_history: list[dict[str, float]] = []
         self.initial: dict[str, float] = {}
-        self.diverged = False
         self._val = [0.0, 0, 0]
 
     # ---------------------------------------------------------------- Lightning plumbing
@@ -112,11 +110,7 @@ class ClassificationTask(SymexpTask):
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict(logs)
         if self.global_step % self.history_every == 0:
-            value = float(loss.detach())
-            self.loss_history.append((int(self.global_step), value))
-            if not math.isfinite(value):
-                self.diverged = True
-                self.trainer.should_stop = True
+            self.loss_history.append((int(self.global_step), float(loss.detach())))
         return loss
 
     @torch.no_grad()
@@ -177,9 +171,6 @@ class ClassificationTask(SymexpTask):
         """Accuracy and the tracked layers' covariance ranks (what seed 002's vision figures plot)."""
         return ("test/*", "train/acc", "rank/*/cov_rank", "rank/ntk", "rank/grad_cov", "sym/distinct_neurons",
                 "cl/new_task_acc_last")
-
-    def member_status(self) -> list[str]:
-        return ["diverged" if self.diverged else "ok"]
 
     @torch.no_grad()
     def final_metrics(self) -> dict[str, torch.Tensor]:

@@ -86,6 +86,7 @@ class LMCTask(SymexpTask):
         opt_a, opt_b = self.optimizers()
         la = self._step(self.model, opt_a, self.syre, x, y)
         lb = self._step(self.model_b, opt_b, self.syre_b, x, y)
+        self.check_divergence(la + lb, parameters=False)  # both models; parameters at epoch ends
         self.log_dict({"train/loss_a": la, "train/loss_b": lb}, prog_bar=True)
 
     def validation_step(self, batch, batch_idx):

@@ -45,7 +45,6 @@ class ObjectiveTask(SymexpTask):
         self.optimizer_factory, self.steps = optimizer, steps
         self.log_every, self.batch_size, self.divergence_loss = min(log_every, steps), batch_size, divergence_loss
         self.register_buffer("data_step", torch.zeros((), dtype=torch.long))
-        self.register_buffer("diverged", torch.zeros(self.members, dtype=torch.bool))
         self.register_buffer("last_loss", torch.full((self.members,), math.nan))
         self.history: dict[str, list] = {"step": [], "train/loss": []}
         self._gens = [generator(s, "order") for s in self.seeds]
@@ -96,8 +95,8 @@ class ObjectiveTask(SymexpTask):
             self.syre_after_step(raw)
         self.data_step += n
         self.last_loss = loss.detach()
-        self.diverged |= ~torch.isfinite(self.last_loss) | (self.last_loss > self.divergence_loss)
-        if bool(self.diverged.all()) or int(self.data_step) >= self.steps:
+        self.check_divergence(self.last_loss)
+        if int(self.data_step) >= self.steps:
             self.trainer.should_stop = True
         return None
 
@@ -113,9 +112,6 @@ class ObjectiveTask(SymexpTask):
         ok = ~self.diverged
         if ok.any():
             self.log("train/loss", median(self.last_loss[ok]), prog_bar=True, batch_size=1)
-
-    def member_status(self) -> list[str]:
-        return ["diverged" if d else "ok" for d in self.diverged.tolist()]
 
     @torch.no_grad()
     def final_metrics(self) -> dict[str, torch.Tensor]:

@@ -182,6 +182,8 @@ class PPOTask(SymexpTask):
         roll = self._collect()
         stats = self._update(roll)
         self.data_step += self.rollout_steps
+        # before _record's rank metrics (an SVD of NaN features raises) and the next rollout
+        self.check_divergence(torch.tensor([stats["policy_loss"] + stats["value_loss"]]))
         self._record(roll, stats)
         if int(self.data_step) >= self.iterations * self.rollout_steps:
             self.trainer.should_stop = True

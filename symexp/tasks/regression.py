@@ -54,7 +54,6 @@ class RegressionTask(SymexpTask):
             self.register_buffer(f"best_{i}", p.detach().clone())
         self.register_buffer("best_val", torch.full((self.members,), math.inf))
         self.register_buffer("best_epoch", torch.zeros(self.members, dtype=torch.long))
-        self.register_buffer("diverged", torch.zeros(self.members, dtype=torch.bool))
         self.register_buffer("data_step", torch.zeros((), dtype=torch.long))
         self.register_buffer("train_loss_sum", torch.zeros(self.members))
         self.register_buffer("train_loss_count", torch.zeros(()))
@@ -118,12 +117,9 @@ class RegressionTask(SymexpTask):
         self.data_step += self.steps_per_call
         self._step_scheduler(start)
         chunk_loss = losses.mean(1)
-        bad = ~torch.isfinite(chunk_loss) | (chunk_loss > self.divergence_loss)
-        self.diverged |= bad
-        self.train_loss_sum += torch.where(self.diverged, 0.0, chunk_loss)
+        self.train_loss_sum += torch.where(self.diverged | ~torch.isfinite(chunk_loss), 0.0, chunk_loss)
         self.train_loss_count += 1
-        if bool(self.diverged.all()):
-            self.trainer.should_stop = True
+        self.check_divergence(chunk_loss, parameters=False)  # parameters: at epoch ends (DivergenceGuard)
         return None
 
     def _step_scheduler(self, start: int) -> None:
@@ -167,9 +163,6 @@ class RegressionTask(SymexpTask):
             self.log("val/best_mse", median(self.best_val[ok]), batch_size=1)
 
     # ---------------------------------------------------------------- after training
-    def member_status(self) -> list[str]:
-        return ["diverged" if d else "ok" for d in self.diverged.tolist()]
-
     @torch.no_grad()
     def restore_best(self) -> None:
         has_best = torch.isfinite(self.best_val)
