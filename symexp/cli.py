@@ -50,9 +50,9 @@ launcher=local         where sweep jobs run: local | joblib | submitit_local | l
 logger.mode=auto       W&B mode: auto (WANDB_MODE, else offline) | offline | online | disabled
 progress=auto          auto (a bar in a terminal, plain lines in a log) | rich | plain | none
 resume=auto            auto: continue a matching checkpoint, skip a finished job | never | force
-ckpt_path=FILE         start training from this checkpoint (weights, optimizer, loops)
-debug=fast_dev_run     default | fast_dev_run | overfit | limit | profiler: CPU, no logger, outputs/debug
-callbacks=[lr_monitor] extra Lightning callbacks (conf/callbacks)
+ckpt_path=null         a checkpoint file to start training from (weights, optimizer, loops)
+debug=null             fast_dev_run | overfit | limit | profiler | default: CPU, no logger, outputs/debug
+callbacks=none         extra Lightning callbacks, e.g. callbacks=[lr_monitor,early_stopping]
 strict_exit=true       exit non-zero when a job failed or diverged (after the sweep summary)
 hydra.sweep.dir=DIR    resume a sweep in DIR: finished jobs are skipped, failed and missing ones rerun
 

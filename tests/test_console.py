@@ -180,7 +180,8 @@ def test_help_states_the_defaults_the_config_has():
         actual = choice if choice is not None else OmegaConf.select(cfg, key, default="<absent>")
         if key.startswith("hydra.") or actual == "<absent>":
             continue
-        assert str(actual).lower() == value.lower(), f"--help says {key}={value}, the config has {actual}"
+        shown = "null" if actual is None else str(actual).lower()
+        assert shown == value.lower(), f"--help says {key}={value}, the config has {actual}"
         checked += 1
     assert checked >= 8
 
