@@ -10,6 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 
 from symexp.report.lmc import is_lmc_row, lmc_table
+from symexp.report.verdicts import verdict_table
 from symexp.stats import median_of
 from symexp.symmetry.regime import REGIMES
 
@@ -343,7 +344,8 @@ def summary_markdown(rows: list[dict], figures: dict | None = None) -> str:
         f"{len(jobs)} jobs, {len(rows)} member rows: " + ", ".join(f"{n} {s}" for s, n in status.most_common()) + ".",
         "",
     ]
-    for section in (separation, table1, regime_counts, positive_bias, syre_tables, lmc_table, generic, failures):
+    for section in (verdict_table, separation, table1, regime_counts, positive_bias, syre_tables, lmc_table, generic,
+                    failures):
         lines += section(rows)
     if figures:
         lines += ["## Figures", ""] + [f"- {name}: ![{name}]({path})" for name, path in figures.items()] + [""]
