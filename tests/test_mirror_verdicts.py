@@ -91,3 +91,8 @@ def test_rank_task_refuses_unordered_lrs(bad):
 
     with pytest.raises(ValueError, match="task.lrs"):
         MirrorRankTask(None, None, lrs=bad)
+
+
+def test_sparsity_trend_is_read_in_lr_order():
+    sym = [[0.4, 0.7], [0, 0]]  # given largest lr first
+    assert sparsity_verdict(sym, [[0, 0]] * 2, [0.03, 0.001], "b").startswith("holds")

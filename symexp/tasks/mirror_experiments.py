@@ -3,13 +3,15 @@
 * MirrorSparsityTask (Fig. 3 left): linear regression on a sparse target, vanilla theta = w against the
   rescaling-symmetric theta = u * v (DCS with P = 0 and P = I), over a grid of learning rates and weight
   decays, SGD with batch size 1; reports the share of coordinates exactly on the mirror.
-* MirrorRankTask (Fig. 3 middle): a d x d regression with W = U V, W = (U + I) V and W itself, trained with
-  minibatch SGD (state-dependent noise) over a grid of learning rates; reports ranks and directions on a mirror.
+* MirrorRankTask (Fig. 3 middle): a d x d regression with W = U V against the residual control
+  W = (U + I)(V + I) (also (U + I) V and W itself), trained with minibatch SGD (state-dependent noise) over a
+  grid of learning rates; reports ranks and directions on a mirror.
 * MirrorEnsembleTask (Fig. 3 right): a wide two-layer student of a narrow teacher, with and without weight
   decay; reports hidden units that sit exactly on a permutation mirror (identical twins) and the correlation
   of their pre-activations.
 * MirrorPlasticityTask (Fig. 4): continual linear regression with a new sparse target per task; vanilla,
   rescaling symmetry, and its two fixes (a fixed random offset that removes the symmetry, and noise).
+Each writes one verdict line (``verdict/<experiment>``, symexp.tasks.mirror_verdicts) into results.json.
 The data module is symexp.discovery.data.TickData (one dummy batch); a task's own draws follow its seed.
 """
 

@@ -53,6 +53,8 @@ def sparsity_verdict(sym_share: Sequence[Sequence[float]], plain_share: Sequence
                      lrs: Sequence[float], budget: str) -> str:
     """Fig. 3 left: theta = u * v puts coordinates exactly on the rescaling mirror, more at a larger learning
     rate; vanilla theta = w does not. Shares are [lr][weight decay] grids (NaN = diverged, left out)."""
+    order = sorted(range(len(lrs)), key=lambda i: lrs[i])  # the trend is read from the smallest to the largest lr
+    sym_share, plain_share, lrs = [sym_share[i] for i in order], [plain_share[i] for i in order], [lrs[i] for i in order]
     sym = [[v for v in row if _finite(v)] for row in sym_share]
     plain = [v for row in plain_share for v in row if _finite(v)]
     if not all(sym) or not plain:
