@@ -66,15 +66,45 @@ def test_slippery_ant_friction_changes_at_episode_ends():
     pytest.importorskip("mujoco")
     import gymnasium as gym
 
-    from symexp.envs.continual import get_floor_friction
+    from symexp.envs.continual import get_friction
 
     values = draw_values(0, 0.02, 2.0, 20)
-    w = ContinualWrapper(gym.make("Ant-v5", max_episode_steps=40), "floor_friction", values, change_every=60)
-    assert get_floor_friction(w) == pytest.approx(values[0])
+    w = ContinualWrapper(gym.make("Ant-v5", max_episode_steps=40), "friction", values, change_every=60)
+    assert get_friction(w) == pytest.approx(values[0])
     ends = _ends_and_changes(w, 300)
     assert [s for s, _ in w.changes][1:] == _expected_changes(ends, 60)
     assert len(w.changes) >= 3
-    assert get_floor_friction(w) == pytest.approx(w.changes[-1][1])
+    assert get_friction(w) == pytest.approx(w.changes[-1][1])
+    assert np.all(w.unwrapped.model.geom_friction[:, 0] == w.changes[-1][1])  # every geom, not only the floor
+
+
+def _ant_final_x(friction: float, steps: int = 150) -> float:
+    """x of the ant's torso after the same seed and the same actions at a given friction."""
+    import gymnasium as gym
+
+    w = ContinualWrapper(gym.make("Ant-v5", max_episode_steps=1000), "friction", np.array([friction]), change_every=10**9)
+    w.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        w.step(rng.uniform(-1, 1, 8))
+    return float(w.unwrapped.data.qpos[0])
+
+
+def test_slippery_ant_frictions_below_one_change_the_trajectory():
+    """Friction must matter below 1.0: a floor-only setting is a no-op there (MuJoCo takes the larger of the
+    two geoms' frictions and the ant's geoms keep 1.0), which left the old Slippery Ant identical at every
+    friction <= 1."""
+    pytest.importorskip("mujoco")
+    xs = {f: _ant_final_x(f) for f in (0.02, 0.2, 1.0)}
+    assert len(set(xs.values())) == 3, xs
+    assert _ant_final_x(0.2) == xs[0.2]  # and each is reproducible
+
+
+def test_removed_floor_friction_parameter_says_why():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="data.parameter: 'floor_friction' was removed"):
+        ContinualWrapper(gym.make("Pendulum-v1"), "floor_friction", np.array([0.5]), change_every=10)
 
 
 def test_vector_env_is_reproducible_from_seed():
@@ -148,7 +178,7 @@ def test_model_is_lecun_uniform_with_zero_bias_and_zero_log_std():
     m = ActorCritic(105, 8, seeds=[0])
     w = m.actor[0].weight
     assert w.abs().max() <= math.sqrt(3 / 105) and w.var().item() == pytest.approx(1 / 105, rel=0.05)
-    assert all(float(p.abs().max()) == 0 for n, p in m.named_parameters() if n.endswith("bias"))
+    assert all(float(p.detach().abs().max()) == 0 for n, p in m.named_parameters() if n.endswith("bias"))
     assert torch.equal(m.log_std, torch.zeros(8))
     assert torch.equal(ActorCritic(105, 8, seeds=[0]).critic[2].weight, m.critic[2].weight)
     with pytest.raises(ValueError, match=r"^ensemble.size"):
@@ -241,13 +271,14 @@ def test_slippery_ant_state_roundtrip_is_exact():
     import gymnasium as gym
 
     values = draw_values(1, 0.02, 2.0, 20)
-    a = ContinualWrapper(gym.make("Ant-v5", max_episode_steps=30), "floor_friction", values, change_every=40)
-    b = ContinualWrapper(gym.make("Ant-v5", max_episode_steps=30), "floor_friction", values, change_every=40)
+    a = ContinualWrapper(gym.make("Ant-v5", max_episode_steps=30), "friction", values, change_every=40)
+    b = ContinualWrapper(gym.make("Ant-v5", max_episode_steps=30), "friction", values, change_every=40)
     a.reset(seed=0)
     b.reset(seed=5)
     rng = np.random.default_rng(0)
     for _ in range(25):
         a.step(rng.uniform(-1, 1, 8))
+    b.unwrapped.model.geom_friction[:, 0] = 7.0  # set_state must restore the phase's friction on every geom
     b.set_state(a.get_state())
     for _ in range(60):
         act = rng.uniform(-1, 1, 8)
@@ -257,6 +288,7 @@ def test_slippery_ant_state_roundtrip_is_exact():
         if ta or tra:
             assert np.array_equal(a.reset()[0], b.reset()[0])
     assert a.changes == b.changes and len(a.changes) >= 2
+    assert np.all(b.unwrapped.model.geom_friction[:, 0] == b.value)  # the restored phase's friction on every geom
 
 
 def _rollout_with_taps(task, monkeypatch):

@@ -62,7 +62,7 @@ BAD_INPUTS = [
     (["device.devices=0"], "device.devices"),
     (["device.precision=8"], "device.precision"),
     (["logger.mode=sometimes"], "logger.mode"),
-    (["logger.backend=tensorboard"], "logger.backend"),
+    (["logger.backend=neptune"], "logger.backend"),
     (["logger.init_timeout=0"], "logger.init_timeout"),
     # PPO
     ([PPO, "task.gamma=1.5"], "task.gamma"),

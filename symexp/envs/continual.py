@@ -1,6 +1,7 @@
 """The continual part of a continual environment: a physical parameter that changes on a schedule.
 
-Slippery Ant (Dohare et al.) changes the floor's sliding friction at the first episode end after
+Slippery Ant (Dohare et al.) changes the sliding friction of every geom (Dohare et al. edit the
+``<default><geom friction=...>`` element of ant.xml) at the first episode end after
 ``change_every`` environment steps since the last change; the values are log-uniform in [low, high]
 and drawn in advance from the run's seed, so every run with that seed sees the same sequence. The
 same wrapper drives any other parameter (the pendulum's mass for the cheap environment).
@@ -26,19 +27,22 @@ def draw_values(seed: int, low: float, high: float, count: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- parameter setters (on the unwrapped env)
-def set_floor_friction(env, value: float) -> None:
-    """Sliding friction of the floor geom of a MuJoCo locomotion env (Slippery Ant)."""
-    mujoco = __import__("mujoco")
-    model = env.unwrapped.model
-    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
-    model.geom_friction[0 if floor < 0 else floor, 0] = value
+def set_friction(env, value: float) -> None:
+    """Sliding friction of EVERY geom of a MuJoCo env (Slippery Ant), as Dohare et al.'s default-geom edit.
+
+    Setting only the floor would change nothing below 1.0: MuJoCo gives a contact the larger of its two
+    geoms' frictions, and the ant's own geoms keep 1.0. MuJoCo reads ``geom_friction`` when it builds the
+    contacts of each step, so the change takes effect at the next step without rebuilding the model.
+    """
+    env.unwrapped.model.geom_friction[:, 0] = value
 
 
-def get_floor_friction(env) -> float:
-    mujoco = __import__("mujoco")
-    model = env.unwrapped.model
-    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
-    return float(model.geom_friction[0 if floor < 0 else floor, 0])
+def get_friction(env) -> float:
+    """The sliding friction every geom shares (set by :func:`set_friction`)."""
+    sliding = env.unwrapped.model.geom_friction[:, 0]
+    if not (sliding == sliding[0]).all():
+        raise RuntimeError(f"geoms have different sliding frictions {sorted(set(sliding.tolist()))}; set_friction was not applied")
+    return float(sliding[0])
 
 
 def set_pendulum_mass(env, value: float) -> None:
@@ -50,7 +54,7 @@ def get_pendulum_mass(env) -> float:
 
 
 PARAMETERS: dict[str, tuple[Callable, Callable]] = {
-    "floor_friction": (set_floor_friction, get_floor_friction),
+    "friction": (set_friction, get_friction),
     "pendulum_mass": (set_pendulum_mass, get_pendulum_mass),
 }
 
@@ -65,6 +69,11 @@ class ContinualWrapper(gym.Wrapper):
 
     def __init__(self, env, parameter: str, values: np.ndarray, change_every: int) -> None:
         super().__init__(env)
+        if parameter == "floor_friction":
+            raise ValueError(
+                "data.parameter: 'floor_friction' was removed (it set only the floor geom, a no-op for values <= 1 "
+                "because MuJoCo takes the larger friction of the two geoms); use 'friction' (every geom)"
+            )
         if parameter not in PARAMETERS:
             raise ValueError(f"data.parameter: unknown parameter {parameter!r}; choose one of {sorted(PARAMETERS)}")
         self.setter, self.getter = PARAMETERS[parameter]

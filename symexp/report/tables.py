@@ -9,6 +9,8 @@ import math
 import statistics
 from collections import Counter, defaultdict
 
+from symexp.report.lmc import is_lmc_row, lmc_table
+from symexp.report.verdicts import verdict_table
 from symexp.stats import median_of
 from symexp.symmetry.regime import REGIMES
 
@@ -307,7 +309,7 @@ def syre_tables(rows: list[dict]) -> list[str]:
 def generic(rows: list[dict]) -> list[str]:
     """Other experiment families: median of every numeric metric per experiment name."""
     other = [r for r in rows if r.get("status") == "ok" and not _is_symmetry_row(r)
-             and str(r.get("name", "")) not in SYRE_KEYS]
+             and str(r.get("name", "")) not in SYRE_KEYS and not is_lmc_row(r)]
     if not other:
         return []
     skip = {"seed", "rank", "width", "depth"}
@@ -342,7 +344,8 @@ def summary_markdown(rows: list[dict], figures: dict | None = None) -> str:
         f"{len(jobs)} jobs, {len(rows)} member rows: " + ", ".join(f"{n} {s}" for s, n in status.most_common()) + ".",
         "",
     ]
-    for section in (separation, table1, regime_counts, positive_bias, syre_tables, generic, failures):
+    for section in (verdict_table, separation, table1, regime_counts, positive_bias, syre_tables, lmc_table, generic,
+                    failures):
         lines += section(rows)
     if figures:
         lines += ["## Figures", ""] + [f"- {name}: ![{name}]({path})" for name, path in figures.items()] + [""]

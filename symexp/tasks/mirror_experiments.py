@@ -3,13 +3,15 @@
 * MirrorSparsityTask (Fig. 3 left): linear regression on a sparse target, vanilla theta = w against the
   rescaling-symmetric theta = u * v (DCS with P = 0 and P = I), over a grid of learning rates and weight
   decays, SGD with batch size 1; reports the share of coordinates exactly on the mirror.
-* MirrorRankTask (Fig. 3 middle): a d x d regression with W = U V, W = (U + I) V and W itself, trained with
-  minibatch SGD (state-dependent noise) over a grid of learning rates; reports ranks and directions on a mirror.
+* MirrorRankTask (Fig. 3 middle): a d x d regression with W = U V against the residual control
+  W = (U + I)(V + I) (also (U + I) V and W itself), trained with minibatch SGD (state-dependent noise) over a
+  grid of learning rates; reports ranks and directions on a mirror.
 * MirrorEnsembleTask (Fig. 3 right): a wide two-layer student of a narrow teacher, with and without weight
   decay; reports hidden units that sit exactly on a permutation mirror (identical twins) and the correlation
   of their pre-activations.
 * MirrorPlasticityTask (Fig. 4): continual linear regression with a new sparse target per task; vanilla,
   rescaling symmetry, and its two fixes (a fixed random offset that removes the symmetry, and noise).
+Each writes one verdict line (``verdict/<experiment>``, symexp.tasks.mirror_verdicts) into results.json.
 The data module is symexp.discovery.data.TickData (one dummy batch); a task's own draws follow its seed.
 """
 
@@ -26,25 +28,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from symexp.figstyle import save as save_figure  # noqa: E402  (the shared style: 200 dpi PNG + PDF)
-from symexp.stats import median
+from symexp.stats import median  # noqa: E402
 from symexp.tasks.base import SymexpTask  # noqa: E402
+from symexp.tasks.mirror_verdicts import (  # noqa: E402
+    ensemble_verdict,
+    plasticity_verdict,
+    rank_verdict,
+    sparsity_verdict,
+)
 
 
 class _InnerLoopTask(SymexpTask):
     """Runs `run_experiment` once inside a single Lightning step (manual optimisation)."""
 
-    def __init__(self, model, datamodule, seeds: Sequence[int] = (0,), syre=None) -> None:
+    def __init__(self, model, datamodule, seeds: Sequence[int] = (0,), syre=None, budget: str = "unspecified") -> None:
         super().__init__(model, datamodule, seeds, syre)
         self.num_threads: int | None = 1  # small batched models: extra intra-op threads only contend
         self.automatic_optimization = False
-        self.results: dict[str, torch.Tensor] = {}
+        self.budget = f"budget={budget}"  # named in the verdict line beside the settings it ran at
+        self.results: dict[str, torch.Tensor | str] = {}
         self.gen = torch.Generator().manual_seed(int(seeds[0]))
 
     def configure_optimizers(self):
         return self.attach_syre(torch.optim.SGD(self.model.parameters(), lr=0.0))
 
     def headline_metrics(self) -> tuple[str, ...]:
-        return ("mirror/sparsity_*_max", "mirror/diverged_*", "rank/*_min", "plasticity/*/last_task_loss",
+        return ("verdict/*", "mirror/sparsity_*_max", "mirror/diverged_*", "rank/*_min", "plasticity/*/last_task_loss",
                 "sym/mirror*")
 
     def trainer_defaults(self) -> dict:
@@ -62,8 +71,9 @@ class _InnerLoopTask(SymexpTask):
     def run_experiment(self) -> None:
         raise NotImplementedError
 
-    def final_metrics(self) -> dict[str, torch.Tensor]:
-        return {k: v.reshape(1).float() for k, v in self.results.items()}
+    def final_metrics(self) -> dict[str, torch.Tensor | list[str]]:
+        """Numbers as (1,) tensors; the verdict lines as one-member lists of strings."""
+        return {k: [v] if isinstance(v, str) else v.reshape(1).float() for k, v in self.results.items()}
 
 
 def sparsity(theta: torch.Tensor, tol: float) -> torch.Tensor:
@@ -95,8 +105,9 @@ class MirrorSparsityTask(_InnerLoopTask):
     def __init__(self, model, datamodule, lrs: Sequence[float] = (0.001, 0.003, 0.01, 0.03),
                  weight_decays: Sequence[float] = (0.001, 0.01, 0.03, 0.1), dim: int = 50, n: int = 100,
                  steps: int = 20000, support: float = 0.2, noise: float = 0.5, mirror_tol: float = 1e-6,
-                 tol: float = 1e-3, init_std: float = 0.1, seeds: Sequence[int] = (0,), syre=None) -> None:
-        super().__init__(model, datamodule, seeds, syre)
+                 tol: float = 1e-3, init_std: float = 0.1, budget: str = "unspecified", seeds: Sequence[int] = (0,),
+                 syre=None) -> None:
+        super().__init__(model, datamodule, seeds, syre, budget)
         if not 0 < support <= 1:
             raise ValueError(f"task.support: the target's share of nonzero coordinates must be in (0, 1], got {support}")
         self.lrs, self.wds = list(lrs), list(weight_decays)
@@ -148,6 +159,9 @@ class MirrorSparsityTask(_InnerLoopTask):
         self.results["mirror/diverged_plain"] = (~finite_p).float().sum()
         self.results["mirror/diverged_sym"] = (~finite_s).float().sum()
         self.on = (on_plain.reshape(len(self.lrs), -1), on_sym.reshape(len(self.lrs), -1))
+        self.results["verdict/sparsity"] = sparsity_verdict(
+            self.on[1].tolist(), self.on[0].tolist(), self.lrs,
+            f"{self.budget}: d={d}, n={self.n}, {self.steps} steps, weight decays {', '.join(f'{w:g}' for w in self.wds)}")
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
         """Mean over the finite grid points of each run's median per-coordinate |O_i^T theta'| (the per-point
@@ -170,29 +184,39 @@ class MirrorSparsityTask(_InnerLoopTask):
         return {"sparsity": save_figure(fig, fig_dir / "sparsity.png")}
 
 
-RANK_MODELS = ("factorized", "residual", "direct")
+# W = (U + a I)(V + b I) per factorised parametrisation: (a, b)
+RANK_SHIFTS = {"factorized": (0.0, 0.0), "residual": (1.0, 1.0), "half_residual": (1.0, 0.0)}
+RANK_MODELS = (*RANK_SHIFTS, "direct")
 
 
 class MirrorRankTask(_InnerLoopTask):
     """Fig. 3 middle: a d x d linear regression y = W* x + noise trained online with SGD of batch size
     ``batch_size``, whose gradient noise is state-dependent (it vanishes on a mirror, so the mirror absorbs),
-    over a grid of learning rates (the noise strength). Three parametrisations of W:
-      * factorized W = U V: the rotation symmetry; its mirrors are directions n with U n = 0 and V^T n = 0;
-      * residual W = (U + I) V: the same symmetry with the mirror moved to (U + I) n = 0 (weight decay pulls U
-        to 0, away from it);
-      * direct W (no factorisation, no mirror): the control that actually removes the symmetry.
-    Reports the rank of W (singular values above rank_tol of the largest) and, for the two factorisations, the
-    number of directions exactly on a mirror (singular values of [U (+ I); V^T] below mirror_tol)."""
+    over a grid of learning rates (the noise strength). Parametrisations of W:
+      * factorized W = U V: the rotation symmetry, its mirrors through the origin (U n = 0 and V^T n = 0);
+      * residual W = (U + I)(V + I): a residual connection around each layer, the paper's control (Fig. 3
+        middle's inset). The rotation symmetry survives only as an affine one whose mirrors sit at
+        (U + I) n = 0, V^T n = -n, away from the origin, where weight decay no longer pulls: the verdict
+        rests on this control;
+      * half_residual W = (U + I) V: a skip around one layer only (the other reading of the caption);
+      * direct W (no factorisation, no mirror), for reference.
+    Without weight decay a residual form is U V with a shifted initialisation (SGD is blind to the shift),
+    so the contrast needs weight decay that acts within the budget (lr x weight_decay x steps of order 1).
+    Reports the rank of W (singular values above rank_tol of the largest), for the factorisations the
+    directions exactly on a mirror (singular values of [U + a I; (V + b I)^T] below mirror_tol), and
+    ``verdict/rank`` (symexp.tasks.mirror_verdicts.rank_verdict)."""
 
     def __init__(self, model, datamodule, dim: int = 50, lrs: Sequence[float] = (0.001, 0.002, 0.003, 0.005, 0.007),
-                 steps: int = 20000, batch_size: int = 1, weight_decay: float = 1e-3, label_noise: float = 1.0,
+                 steps: int = 20000, batch_size: int = 1, weight_decay: float = 3e-2, label_noise: float = 1.0,
                  spectrum: Sequence[float] = (1.0, 1e-3), rank_tol: float = 1e-3, mirror_tol: float = 1e-6,
-                 seeds: Sequence[int] = (0,), syre=None) -> None:
-        super().__init__(model, datamodule, seeds, syre)
+                 budget: str = "unspecified", seeds: Sequence[int] = (0,), syre=None) -> None:
+        super().__init__(model, datamodule, seeds, syre, budget)
         if batch_size < 1:
             raise ValueError(f"task.batch_size: must be positive, got {batch_size}")
         if len(spectrum) != 2 or not 0 < spectrum[1] <= spectrum[0]:
             raise ValueError(f"task.spectrum: [largest, smallest] singular value of W*, got {list(spectrum)}")
+        if len(lrs) < 2 or list(lrs) != sorted(lrs):
+            raise ValueError(f"task.lrs: need >= 2 learning rates in increasing order, got {list(lrs)}")
         self.dim, self.lrs, self.steps, self.batch_size = dim, list(lrs), steps, batch_size
         self.wd, self.label_noise, self.spectrum = weight_decay, label_noise, tuple(float(v) for v in spectrum)
         self.rank_tol, self.mirror_tol = rank_tol, mirror_tol
@@ -207,27 +231,29 @@ class MirrorRankTask(_InnerLoopTask):
     def run_experiment(self) -> None:
         g, d, bs = self.gen, self.dim, self.batch_size
         target = self._target()
-        m = len(self.lrs)
+        m, f = len(self.lrs), len(RANK_SHIFTS)
         lr = torch.tensor(self.lrs)[:, None, None]
         eye = torch.eye(d)
-        u = torch.randn(2, m, d, d, generator=g) / d**0.5  # factorized, residual
-        v = torch.randn(2, m, d, d, generator=g) / d**0.5
+        u = torch.randn(f, m, d, d, generator=g) / d**0.5  # one (U, V) per factorised parametrisation and lr
+        v = torch.randn(f, m, d, d, generator=g) / d**0.5
         w = torch.zeros(m, d, d)
-        shift = torch.stack([torch.zeros(d, d), eye])[:, None]  # W = (U + shift) V
+        shift_u = torch.stack([a * eye for a, _ in RANK_SHIFTS.values()])[:, None]  # W = (U + shift_u)(V + shift_v)
+        shift_v = torch.stack([b * eye for _, b in RANK_SHIFTS.values()])[:, None]
         with torch.no_grad():
             for _ in range(self.steps):
-                x = torch.randn(3, m, d, bs, generator=g)
-                y = target @ x + self.label_noise * torch.randn(3, m, d, bs, generator=g)
-                a = u + shift
-                vx = v @ x[:2]
-                r = (a @ vx - y[:2]) / bs  # gradient of the mean of 0.5 |W x - y|^2 over the batch
-                gu = r @ vx.transpose(-1, -2)
-                gv = a.transpose(-1, -2) @ r @ x[:2].transpose(-1, -2)
-                u -= lr * (gu + self.wd * u)
+                x = torch.randn(f + 1, m, d, bs, generator=g)
+                y = target @ x + self.label_noise * torch.randn(f + 1, m, d, bs, generator=g)
+                a, b = u + shift_u, v + shift_v
+                bx = b @ x[:f]
+                r = (a @ bx - y[:f]) / bs  # gradient of the mean of 0.5 |W x - y|^2 over the batch
+                gu = r @ bx.transpose(-1, -2)
+                gv = a.transpose(-1, -2) @ r @ x[:f].transpose(-1, -2)
+                u -= lr * (gu + self.wd * u)  # weight decay on the trained parts only, not on the identity
                 v -= lr * (gv + self.wd * v)
-                rw = (w @ x[2] - y[2]) / bs
-                w -= lr * (rw @ x[2].transpose(-1, -2) + self.wd * w)
-        mats = {"factorized": u[0] @ v[0], "residual": (u[1] + eye) @ v[1], "direct": w}
+                rw = (w @ x[f] - y[f]) / bs
+                w -= lr * (rw @ x[f].transpose(-1, -2) + self.wd * w)
+        a, b = u + shift_u, v + shift_v
+        mats = {name: a[k] @ b[k] for k, name in enumerate(RANK_SHIFTS)} | {"direct": w}
         finite = {k: torch.isfinite(mat).flatten(1).all(-1) for k, mat in mats.items()}
         nan = torch.tensor(float("nan"))
         self.rank, self.on_mirror = {}, {}
@@ -235,20 +261,24 @@ class MirrorRankTask(_InnerLoopTask):
             sv = torch.linalg.svdvals(torch.nan_to_num(mat))
             rank = (sv > self.rank_tol * sv[:, :1]).sum(-1).float()
             self.rank[name] = torch.where(finite[name], rank, nan)
-        for k, name in enumerate(("factorized", "residual")):
-            stacked = torch.cat([u[k] + shift[k], v[k].transpose(-1, -2)], -2)  # (m, 2d, d)
+        for k, name in enumerate(RANK_SHIFTS):
+            stacked = torch.cat([a[k], b[k].transpose(-1, -2)], -2)  # (m, 2d, d)
             sv = torch.linalg.svdvals(torch.nan_to_num(stacked))
             self.on_mirror[name] = torch.where(finite[name], (sv < self.mirror_tol).sum(-1).float(), nan)
-            self.min_mirror_sv = sv[:, -1] if k == 0 else self.min_mirror_sv
+            if name == "factorized":
+                self.min_mirror_sv = sv[:, -1]
         for j, step_lr in enumerate(self.lrs):
             for name in RANK_MODELS:
                 self.results[f"rank/{name}/lr{step_lr:g}"] = self.rank[name][j]
             for name in self.on_mirror:
                 self.results[f"rank/on_mirror/{name}/lr{step_lr:g}"] = self.on_mirror[name][j]
-        for name in RANK_MODELS:  # rank at the largest minus the smallest learning rate (finite runs)
+        for name in RANK_MODELS:  # rank at the smallest lr minus the lowest rank on the grid (finite runs)
             finite_rank = self.rank[name][torch.isfinite(self.rank[name])]
-            self.results[f"rank/{name}/drop"] = (finite_rank[0] - finite_rank[-1]) if finite_rank.numel() else nan
+            self.results[f"rank/{name}/drop"] = (finite_rank[0] - finite_rank.min()) if finite_rank.numel() else nan
             self.results[f"rank/{name}/diverged"] = (~finite[name]).float().sum()
+        self.results["verdict/rank"] = rank_verdict(
+            self.lrs, self.rank["factorized"].tolist(), self.rank["residual"].tolist(), d,
+            f"{self.budget}: d={d}, {self.steps} steps, batch {bs}, weight decay {self.wd:g}")
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
         # rotation mirrors: min over unit n of |(U n, V^T n)| = the smallest singular value of [U; V^T]; the
@@ -259,13 +289,15 @@ class MirrorRankTask(_InnerLoopTask):
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         styles = {"factorized": ("o-", "W = U V (rotation mirror)"),
-                  "residual": ("s--", "W = (U + I) V (mirror moved to U = -I)"),
+                  "residual": ("s-", "W = (U + I)(V + I) (residual connections: the control)"),
+                  "half_residual": ("d--", "W = (U + I) V (one skip)"),
                   "direct": ("^:", "W trained directly (no mirror)")}
         for name, (style, label) in styles.items():
             ax.plot(self.lrs, self.rank[name], style, label=label)
         ax.set_xscale("log")
         ax.set_xlabel(f"learning rate (SGD, batch {self.batch_size}: noise grows with it)")
         ax.set_ylabel(f"rank of W (sv > {self.rank_tol:g} x largest)")
+        ax.set_title(f"weight decay {self.wd:g}, {self.steps} steps", fontsize=8)
         ax.legend(fontsize=7)
         return {"rank": save_figure(fig, fig_dir / "rank.png")}
 
@@ -283,8 +315,12 @@ class MirrorEnsembleTask(_InnerLoopTask):
     def __init__(self, model, datamodule, dim: int = 5, hidden: int = 16, teacher: int = 3, n: int = 200,
                  batch_size: int = 8, lr: float = 0.05, steps: int = 20000,
                  weight_decays: Sequence[float] = (0.0, 0.001, 0.01, 0.03), activation: str = "relu",
-                 corr_tol: float = 0.999, mirror_tol: float = 1e-6, seeds: Sequence[int] = (0,), syre=None) -> None:
-        super().__init__(model, datamodule, seeds, syre)
+                 corr_tol: float = 0.999, mirror_tol: float = 1e-6, budget: str = "unspecified",
+                 seeds: Sequence[int] = (0,), syre=None) -> None:
+        super().__init__(model, datamodule, seeds, syre, budget)
+        if list(weight_decays) != sorted(weight_decays) or len(weight_decays) < 2:
+            raise ValueError(f"task.weight_decays: need >= 2 values in increasing order (the first is the "
+                             f"control), got {list(weight_decays)}")
         acts = {"relu": torch.relu, "tanh": torch.tanh}
         if activation not in acts:
             raise ValueError(f"task.activation: choose one of {sorted(acts)}, got {activation!r}")
@@ -327,6 +363,9 @@ class MirrorEnsembleTask(_InnerLoopTask):
             self.results[f"ensemble/train_loss/{tag}"] = train[k]
             self.corr.append(corr)
             self.nearest.append(nearest)
+        self.results["verdict/ensemble"] = ensemble_verdict(
+            self.wds, [float(self.results[f"ensemble/twinned/wd{w:g}"]) for w in self.wds],
+            f"{self.budget}: {h} hidden units, teacher {self.teacher}, {self.steps} steps, lr {self.lr:g}")
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
         # permutation mirrors: median over units of the distance to the nearest twin, at the largest weight decay
@@ -367,8 +406,9 @@ class MirrorPlasticityTask(_InnerLoopTask):
 
     def __init__(self, model, datamodule, dim: int = 20, n: int = 100, tasks: int = 10, steps_per_task: int = 2000,
                  lr: float = 0.02, weight_decay: float = 0.02, support: float = 0.5, offset_std: float = 0.3,
-                 noise_std: float = 0.01, seeds: Sequence[int] = (0,), syre=None) -> None:
-        super().__init__(model, datamodule, seeds, syre)
+                 noise_std: float = 0.01, budget: str = "unspecified", seeds: Sequence[int] = (0,),
+                 syre=None) -> None:
+        super().__init__(model, datamodule, seeds, syre, budget)
         self.dim, self.n, self.tasks, self.steps = dim, n, tasks, steps_per_task
         self.lr, self.wd, self.support, self.offset_std, self.noise_std = lr, weight_decay, support, offset_std, noise_std
 
@@ -403,6 +443,10 @@ class MirrorPlasticityTask(_InnerLoopTask):
         for k, name in enumerate(self.VARIANTS):
             self.results[f"plasticity/{name}/last_task_loss"] = self.curve[-1, k]
             self.results[f"plasticity/{name}/first_task_loss"] = self.curve[0, k]
+        self.results["verdict/plasticity"] = plasticity_verdict(
+            {n: float(self.curve[0, k]) for k, n in enumerate(self.VARIANTS)},
+            {n: float(self.curve[-1, k]) for k, n in enumerate(self.VARIANTS)},
+            f"{self.budget}: {self.tasks} tasks x {self.steps} steps, d={d}, lr {self.lr:g}, weight decay {self.wd:g}")
 
     def mirror_constraints(self) -> dict[str, torch.Tensor]:
         u, v = self.uv
