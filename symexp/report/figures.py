@@ -109,11 +109,19 @@ def figure5(rows: list[dict], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def _early_middle_deep(names: list[str], most: int = 4) -> list[str]:
+    """At most `most` blocks, evenly spaced from the first to the last (the poster's early / middle /
+    deep layers; the paper's Figure 2 nets have 16)."""
+    if len(names) <= most:
+        return names
+    return [names[round(i * (len(names) - 1) / (most - 1))] for i in range(most)]
+
+
 def figure2(rows: list[dict], root: Path, path: Path) -> Path | None:
     """Partials of one RF-LR run beside one MLP run on the same 1D target (from their partials.npz)."""
     runs = {}
     for r in rows:
-        if r.get("status") != "ok" or r.get("model") not in ("rflr", "mlp") or not str(r.get("data", "")).endswith("1d"):
+        if r.get("status") != "ok" or r.get("model") not in ("rflr", "mlp") or "1d" not in str(r.get("data", "")):
             continue
         npz = root / str(r.get("job")) / "figures" / "partials.npz"
         if npz.exists():
@@ -123,7 +131,8 @@ def figure2(rows: list[dict], root: Path, path: Path) -> Path | None:
         return None
     data, rf_path, mlp_path = pairs[0]
     loaded = [np.load(rf_path), np.load(mlp_path)]
-    blocks = [sorted(k for k in z.files if k.startswith("arr_")) for z in loaded]
+    blocks = [_early_middle_deep(sorted((k for k in z.files if k.startswith("arr_")), key=lambda k: int(k[4:])))
+              for z in loaded]
     cols = max(len(b) for b in blocks)
     fig, axes = plt.subplots(2, cols, figsize=(3.2 * cols, 5.5), squeeze=False)
     for row, (z, names, label) in enumerate(zip(loaded, blocks, ("RF-LR", "MLP control"))):
@@ -133,7 +142,7 @@ def figure2(rows: list[dict], root: Path, path: Path) -> Path | None:
             for k in range(z[name].shape[1]):
                 line = ax.plot(x, z[name][:, k], lw=1)[0]
                 ax.plot(-x, z[name][:, k], lw=0.8, ls="--", color=line.get_color(), alpha=0.6)
-            ax.set_title(f"{label}: block {col + 1}", fontsize=9)
+            ax.set_title(f"{label}: block {int(name[4:]) + 1}", fontsize=9)
     fig.suptitle(f"Figure 2: partial functions on {data} (dashed: p(-x))")
     return save_figure(fig, path)
 
