@@ -97,7 +97,7 @@ def test_a_null_construction_gets_no_verdict():
     md = summary_markdown(null + _members("mlp", [0.3] * 3))
     claims = [line for line in md.splitlines() if line.startswith("- ")]
     assert not [c for c in claims if "separation holds" in c or "agrees" in c or "CONTRADICTED" in c], claims
-    assert "no verdict: RF-LR rank 8 do not fit the target" in md
+    assert "no verdict: RF-LR rank 8 does not fit the target (median R^2: RF-LR 0, MLP 1; needs 0.99)" in md
     assert "no verdict (quad2d" in md
 
 
@@ -116,3 +116,16 @@ def test_report_recomputes_regimes_of_stored_runs(tmp_path):
     rows = collect(tmp_path)
     assert [r["regime"] for r in rows] == ["partial-symmetric", "underfit"]  # 4e-3 is R^2 0.965 on quad2d
     assert abs(rows[0]["data/target_var"] - QUAD2D_VAR) < 1e-6
+
+
+def test_figure2_pairs_layer_16_with_layer_16_and_refuses_an_unfitted_control():
+    """A 16-bottleneck RF-LR is judged against a 16-hidden-layer MLP, not Table 1's 2-layer control."""
+    rows = _members("rflr", [7e-4], data="cosine1d_f2", depth=16, var=0.947, mse=2.8e-3, n_train=256, epochs=300)
+    rows += _members("mlp", [0.09], data="cosine1d_f2", depth=16, var=0.947, mse=0.07, n_train=256, epochs=300)
+    md = summary_markdown(rows)
+    line = _table_line(md, "- cosine1d_f2 (uniform")
+    assert "300 epochs, 76.8k steps per member; paper: budget not stated" in line
+    assert "no verdict: MLP does not fit the target" in line and "16 hidden layers, pre-activation" in line
+    fitted = summary_markdown(rows[:1] + _members("mlp", [0.09], data="cosine1d_f2", depth=16, var=0.947,
+                                                   mse=2e-3, n_train=256, epochs=300))
+    assert "separation holds against the paper-matching control" in fitted and "factor 129x" in fitted

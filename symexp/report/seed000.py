@@ -41,6 +41,13 @@ RFLR_KEYS = ("test/mse", "sym/output_defect", "sym/partial_defect")
 PAPER_CONTROL = (2, "pre")
 
 
+def paper_control(rflr_depth: int | None) -> tuple:
+    """The MLP reading an RF-LR cell is judged against: Table 1's matched MLP (PAPER_CONTROL) beside its
+    3-bottleneck RF-LR; beside any other depth, an MLP with as many hidden layers (Figure 2 sets layer 16
+    beside layer 16), pre-activation."""
+    return PAPER_CONTROL if rflr_depth in (None, 3) else (rflr_depth, "pre")
+
+
 def _num(v) -> float | None:
     try:
         f = float(v)
@@ -132,8 +139,8 @@ def budget(rows: list[dict]) -> str:
 
 def paper_budget(sampling: str | None, data: str | None, n_train: int | None) -> str:
     """The paper's budget for a study, in words, with what it leaves unstated."""
-    if str(data).endswith("1d"):
-        return "paper: budget not stated for the 1D reruns"
+    if "1d" in str(data):
+        return "paper: budget not stated for its 1D runs"
     if sampling == "positive_bias":
         return "paper: N = 128, epochs not stated (Table 1's 10k epochs would be 1.28M steps)"
     n = f"{_count(PAPER_EPOCHS_TABLE1 * n_train)} steps at N = {n_train}" if n_train else "10k x N steps"
@@ -286,7 +293,8 @@ def _rf8_and_mlps(cells: dict[tuple, list[dict]]) -> list[tuple[tuple, list[dict
         mlps = {k[6]: v for k, v in cells.items()
                 if k[1] == "mlp" and (k[0], k[4], k[5], k[7], k[8]) == (data, width, sampling, epochs, n_train)}
         if mlps:
-            out.append((key, rs, dict(sorted(mlps.items(), key=lambda kv: (kv[0] != PAPER_CONTROL, str(kv[0]))))))
+            control = paper_control(key[3])
+            out.append((key, rs, dict(sorted(mlps.items(), key=lambda kv: (kv[0] != control, str(kv[0]))))))
     return out
 
 
@@ -295,7 +303,7 @@ def separation(rows: list[dict]) -> list[str]:
     at the cell medians that Table 1 shows; refused when either side does not fit the target."""
     lines, sens = [], []
     for key, rf, mlps in _rf8_and_mlps(_cells(rows)):
-        data, sampling = key[0], key[5]
+        data, sampling, control = key[0], key[5], paper_control(key[3])
         where = f"{data} ({sampling}, W = {key[4]}; {_budget_with_paper(rf)})"
         rf_d = _median([r.get("sym/partial_defect") for r in rf])
         for x, ml in mlps.items():
@@ -308,25 +316,28 @@ def separation(rows: list[dict]) -> list[str]:
                     f"({reading_text(x)}) {median_range([r.get('sym/partial_defect') for r in ml])}: factor "
                     f"{_factor_text(f)}")
             if refused:
-                verdict = f"no verdict: {' and '.join(refused)} do not fit the target (median R^2 < {r2_min_of(rf + ml):g})"
+                verdict = (f"no verdict: {' and '.join(refused)} {'do' if len(refused) > 1 else 'does'} not fit the "
+                           f"target (median R^2: RF-LR {_fmt(_median([_r2(r) for r in rf]))}, MLP "
+                           f"{_fmt(_median([_r2(r) for r in ml]))}; needs {r2_min_of(rf + ml):g})")
             else:
                 verdict = "separation holds" if f > 1 else "separation does NOT hold"
-            sens.append(f"| {data} ({sampling}) | {reading_text(x)}{' (paper-matching)' if x == PAPER_CONTROL else ''} "
+            sens.append(f"| {data} ({sampling}) | {reading_text(x)}{' (paper-matching)' if x == control else ''} "
                         f"| {len(ml)} | {median_range([r.get('sym/partial_defect') for r in ml])} | "
                         f"{_fmt(_median([r.get('sym/partial_defect_pooled') for r in ml]))} | {_factor_text(f)} | "
                         f"{'–' if refused else ('holds' if f > 1 else 'does NOT hold')} |")
-            if x != PAPER_CONTROL:
+            if x != control:
                 continue
             lines.append(f"- {where}: {verdict} against the paper-matching control: {nums}; per hidden block, "
                          f"first to last: RF-LR {_block_profile(rf)}, MLP {_block_profile(ml)}")
-        if PAPER_CONTROL not in mlps:
-            lines.append(f"- {where}: no verdict: no paper-matching control ({reading_text(PAPER_CONTROL)}) in these "
+        if control not in mlps:
+            lines.append(f"- {where}: no verdict: no paper-matching control ({reading_text(control)}) in these "
                          "runs (other readings below)")
     if not lines and not sens:
         return []
     out = ["## RF-LR vs matched MLP (active partial defect of the last hidden block)", "",
            "Verdicts against the MLP read as in seed 000: " + reading_text(PAPER_CONTROL)
-           + " (the paper's \"depth 3\" counted in linear maps); numbers are member medians [min, max], as in "
+           + " beside a 3-bottleneck RF-LR (the paper's \"depth 3\" counted in linear maps), as many hidden layers "
+           "as bottlenecks otherwise (Figure 2); numbers are member medians [min, max], as in "
            "Table 1, and each verdict holds only at the budget it names. Block cells: median (median active "
            "partials, pooled defect).", "", *lines, ""]
     if sens:
