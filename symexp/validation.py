@@ -356,7 +356,7 @@ RULES: tuple[tuple[str, Check], ...] = (
     ("metric.*.transforms", list_of(STRING, 1) | NULL),
     ("metric.*.layers", list_of(STRING) | Check(lambda v: isinstance(v, dict), "a mapping alias -> module")),
     ("metric.*.c_th", NONNEG | NULL),
-    ("metric.regime.mse_max", NONNEG),
+    ("metric.regime.r2_min", number(hi=1)),
     ("metric.regime.partial_low", NONNEG),
     ("metric.regime.partial_high", NONNEG),
 )

@@ -63,7 +63,7 @@ def test_unknown_group_option_names_the_group():
         (["data.n_train=0"], "data.n_train"),
         (["data.n_train=-5"], "data.n_train"),
         (["metric.partial_defect.tau=-0.1"], "metric.partial_defect.tau"),
-        (["metric.regime.mse_max=-1"], "metric.regime.mse_max"),
+        (["metric.regime.r2_min=2"], "metric.regime.r2_min"),
         (["task.epochs=0"], "task.epochs"),
         (["ensemble.size=0"], "ensemble.size"),
         (["model.activation=swish"], "model.activation"),

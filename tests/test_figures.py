@@ -180,7 +180,7 @@ def test_figure3_separates_targets_keeps_mlp_runs_and_gives_the_size_a_scale(tmp
 def test_figure4_has_an_entry_per_sampling_and_ranks_on_the_labels(tmp_path, drawn):
     from symexp.report.figures import figure4
 
-    png = figure4(ROWS, tmp_path / "figure4.png", mse_max=1e-2)
+    png = figure4(ROWS, tmp_path / "figure4.png")
     (fig,) = drawn
     check(fig, png)
     ax = fig.axes[0]

@@ -76,7 +76,7 @@ def test_matches_autograd(opt_cls, wd):
 @needs_kernel
 @pytest.mark.parametrize(
     "shape", [dict(d=1, width=17, rank=5, depth=1), dict(d=3, width=32, rank=3, depth=3),
-              dict(d=2, width=40, rank=20, depth=2)]
+              dict(d=2, width=40, rank=20, depth=2), dict(d=1, width=16, rank=3, depth=16)]  # last: Figure 2's depth
 )
 def test_matches_autograd_other_shapes(shape):
     ref, fus = _pair(torch.optim.Adam, K=2, lr=1e-3, betas=(0.8, 0.99), eps=1e-6, **shape)
@@ -90,7 +90,7 @@ def test_matches_autograd_other_shapes(shape):
 @pytest.mark.parametrize(
     "opt_cls,wd,shape",
     [(torch.optim.Adam, 0.0, dict(d=2, width=19, depth=2)), (torch.optim.AdamW, 0.1, dict(d=1, width=24, depth=3)),
-     (torch.optim.Adam, 1e-2, dict(d=3, width=9, depth=1))],
+     (torch.optim.Adam, 1e-2, dict(d=3, width=9, depth=1)), (torch.optim.Adam, 0.0, dict(d=1, width=8, depth=16))],
 )
 def test_mlp_matches_autograd(opt_cls, wd, shape):
     ref, fus = _pair(opt_cls, K=2, mlp=True, lr=2e-3, weight_decay=wd, **shape)

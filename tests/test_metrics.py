@@ -8,7 +8,6 @@ from symexp.data.sampling import mean_nearest_mirror_distance, sample, symmetric
 from symexp.symmetry.bounds import mirror_assignment, prop1_terms
 from symexp.symmetry.defects import active_partials, masked_median_max, partial_defects, relative_defect
 from symexp.symmetry.mirror import mirror_correlation, mirror_mismatch, nearest_mirrors
-from symexp.symmetry.regime import classify
 
 
 def _paired_layer(w_half: int, d: int, r: int, seed: int = 0):
@@ -98,12 +97,3 @@ def test_positive_bias_default_matches_the_papers_mirror_distance():
         dist = torch.stack([mean_nearest_mirror_distance(sample("positive_bias", 128, dim, torch.Generator().manual_seed(s)))
                             for s in range(20)]).mean()
         assert lo < dist < hi, (dim, float(dist))
-
-
-def test_regimes_from_thresholds():
-    assert classify(1e-5, 1e-4) == "partial-symmetric"
-    assert classify(1e-4, 2.17) == "output-only"
-    assert classify(1e-4, 1e-2) == "intermediate"
-    assert classify(1.0, 1e-5) == "underfit"
-    assert classify(float("nan"), 1e-5) == "diverged"
-    assert classify(1e-5, 1e-5, status="diverged") == "diverged"

@@ -94,23 +94,23 @@ def test_separation_is_against_the_paper_matching_control_with_its_factor():
     rows += [_row("mlp", "quad2d", 0.30, depth=2, partials="pre", seed=s) for s in range(3)]
     rows += [_row("mlp", "quad2d", 0.001, depth=3, partials="post", seed=s) for s in range(3)]
     text = "\n".join(separation(rows))
-    line = next(ln for ln in text.splitlines() if ln.startswith("- quad2d (uniform)"))
+    line = next(ln for ln in text.splitlines() if ln.startswith("- quad2d (uniform"))
     assert "separation holds" in line and "50x" in line
     assert "2 hidden layers, pre-activation" in line
-    assert "other MLP readings" in text and "3 hidden layers, post-activation" in text
+    assert "MLP-reading sensitivity" in text and "| 3 hidden layers, post-activation | 3 |" in text
     assert "active partials" in text and "pooled" in text
 
 
 def test_table1_sorts_ranks_numerically_and_brackets_only_rows_with_paper_values():
-    rows = [_row("rflr", "quad2d", 0.01, rank=r) for r in (16, 64, 8, 128)]
-    rows += [_row("rflr", "gauss3d", 0.01, rank=8)]
+    rows = [{**_row("rflr", "quad2d", 0.01, rank=r), "width": 512} for r in (16, 64, 8, 128)]
+    rows += [{**_row("rflr", "gauss3d", 0.01, rank=8), "width": 512}]
     lines = table1(rows)
     body = [ln for ln in lines if ln.startswith("| quad2d | rflr")]
     assert [ln.split(" | ")[2] for ln in body] == ["8", "16", "64", "128"]
-    assert "paper values in brackets" in lines[0]
+    assert "[0.000998]" in body[0] and "Paper values" in lines[2]
     assert "[" not in next(ln for ln in lines if ln.startswith("| gauss3d"))
     only_unpapered = table1([_row("rflr", "gauss3d", 0.01, rank=8)])
-    assert "brackets" not in only_unpapered[0]
+    assert "Paper values" not in only_unpapered[2]
 
 
 @pytest.mark.parametrize("variant, depth, partials", [("mlp", 2, "pre"), ("mlp_post", 2, "post"), ("mlp_h3_post", 3, "post")])

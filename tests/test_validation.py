@@ -51,7 +51,7 @@ BAD_INPUTS = [
     (["model.first_scale=0"], "model.first_scale"),
     (["model.mixer_bias=maybe"], "model.mixer_bias"),
     (["metric.partial_defect.tau=-0.1"], "metric.partial_defect.tau"),
-    (["metric.regime.mse_max=-1"], "metric.regime.mse_max"),
+    (["metric.regime.r2_min=2"], "metric.regime.r2_min"),
     (["metric.output_defect.every_n_epochs=-1"], "metric.output_defect.every_n_epochs"),
     (["metric.regime.partial_low=0.5", "metric.regime.partial_high=0.1"], "metric.regime.partial_low"),
     # top level, device, logger

@@ -7,7 +7,7 @@ per optimizer step, so Lightning's loaders only count chunks of steps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import lightning as L
 import torch
@@ -17,6 +17,22 @@ from symexp.data.sampling import mean_nearest_mirror_distance, quiet_generator, 
 from symexp.data.targets import Target
 from symexp.data.transforms import Transform, transform
 from symexp.seeding import generator
+
+
+def grid_points_per_axis(dim: int, grid_points: int) -> int:
+    """Points per axis of the symmetric evaluation grid: a 1D grid gets at least 2001 (it is cheap, and
+    high-frequency cosines need it)."""
+    return grid_points if dim > 1 else max(grid_points, 2001)
+
+
+def grid_target_variance(data_cfg: Mapping) -> float:
+    """Var(target) over the symmetric grid a stored data config builds: the denominator of R^2 for runs
+    saved before data/target_var was recorded (the report recomputes their regimes without retraining)."""
+    from hydra.utils import instantiate
+
+    dim = int(data_cfg["dim"])
+    grid = symmetric_grid(dim, grid_points_per_axis(dim, int(data_cfg.get("grid_points", 101))))
+    return float(instantiate(dict(data_cfg["target"]))(grid).double().var(unbiased=False))
 
 
 class SymmetricRegressionData(L.LightningDataModule):
@@ -75,7 +91,7 @@ class SymmetricRegressionData(L.LightningDataModule):
         # fresh points from the training distribution (never used for selection): test/mse_indist, which
         # differs from the grid's test/mse when training is biased (data.sampling=positive_bias)
         self.x_test, self.y_test = draw("test", n_val)
-        self.grid = symmetric_grid(dim, grid_points if dim > 1 else max(grid_points, 2001))
+        self.grid = symmetric_grid(dim, grid_points_per_axis(dim, grid_points))
         self.y_grid = target(self.grid)
         self.mirror_distance = mean_nearest_mirror_distance(self.x_train)  # (K,)
         self.chunks_per_epoch = 1

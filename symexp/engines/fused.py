@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-MAX_LAYERS = 16  # RF-LR blocks (depth + 1) or MLP layers
+MAX_LAYERS = 32  # RF-LR blocks (depth + 1) or MLP layers (seed 000 Figure 2: 17)
 
 _C_SOURCE = r"""
 
@@ -52,8 +52,8 @@ _C_SOURCE = r"""
 #include <immintrin.h>
 #endif
 
-#define MAXL 16          /* layers (RF-LR blocks) */
-#define MAXSLOT 32       /* trained tensors: RF-LR mixers; MLP weights then biases */
+#define MAXL 32          /* layers (RF-LR blocks); must equal MAX_LAYERS */
+#define MAXSLOT 64       /* trained tensors (2 x MAXL): RF-LR mixers; MLP weights then biases */
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 from collections import Counter
 from pathlib import Path
 
+from hydra.errors import InstantiationException
+
+from symexp.report.seed000 import recompute_regime
+from symexp.symmetry.regime import thresholds_of
+
 FAILED = "results.failed.json"
+
 ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling",
             "partials")
 
@@ -26,6 +33,9 @@ def _config_fields(cfg: dict | None) -> dict:
         "sampling": data.get("sampling"),
         # which MLP features are its partials; runs from before the knob existed read post-activation
         "partials": (model.get("partials") or "post") if target.endswith(".MLP") else None,
+        "epochs": (cfg.get("task") or {}).get("epochs"),
+        "n_train": data.get("n_train"),
+        "r2_min": thresholds_of(cfg)["r2_min"] if "regime" in (cfg.get("metric") or {}) else None,
         "syre_variant": _syre_variant(cfg.get("syre")) if "syre" in cfg else None,
         "weight_decay": _weight_decay(cfg),
         "dropout": model.get("dropout"),
@@ -71,6 +81,23 @@ def _overrides(job: Path) -> str | None:
         key, eq, value = item.partition("=")
         out.append(key + eq + value.strip("'\""))  # syre="off" (YAML-quoted) -> syre=off
     return " ".join(out) or None
+
+
+def _target_variance(cfg: dict | None):
+    """Var(target on the grid) from a stored data config, computed once per config and only when asked
+    (runs stored before data/target_var was recorded)."""
+    from symexp.data.regression import grid_target_variance
+
+    data = (cfg or {}).get("data") or {}
+
+    @functools.cache
+    def variance() -> float | None:
+        try:
+            return grid_target_variance(data)
+        except (KeyError, TypeError, ValueError, InstantiationException):  # not a symmetric-regression config
+            return None
+
+    return variance
 
 
 def _results_files(root: Path) -> list[Path]:
@@ -143,6 +170,7 @@ def collect(root: Path, relative_to: Path | None = None) -> list[dict]:
             "name": res.get("name"),
             "status": res.get("status"),
             "error": res.get("error"),
+            "train_steps": (res.get("timing") or {}).get("train_steps"),
             **_config_fields(res.get("config")),
         }
         latest, latest_error = job_status(path.parent)
@@ -151,9 +179,11 @@ def collect(root: Path, relative_to: Path | None = None) -> list[dict]:
         members = res.get("members") or []
         if not members:
             rows.append({**base, "seed": res.get("seed")})
+        variance = _target_variance(res.get("config"))
         for m in members:
             status = m.get("status", base["status"])
-            rows.append({**base, "status": status, "seed": m.get("seed"), **(m.get("metrics") or {})})
+            metrics = recompute_regime(m.get("metrics") or {}, res.get("config"), status, variance)
+            rows.append({**base, "status": status, "seed": m.get("seed"), **metrics})
     return rows
 
 

@@ -102,9 +102,10 @@ def _family(r: dict) -> str:
 
 
 @styled
-def figure4(rows: list[dict], path: Path, mse_max: float = 5e-3) -> Path | None:
-    """Active partial defect of the low-loss runs per model family and sampling; bars are medians."""
-    low = [r for r in _ok_sym(rows) if _f(r[MSE]) <= mse_max]
+def figure4(rows: list[dict], path: Path) -> Path | None:
+    """Active partial defect of the low-loss runs (not underfit by the regime's grid R^2, as in summary.md)
+    per model family and sampling; bars are medians."""
+    low = [r for r in _ok_sym(rows) if r.get("regime") not in ("underfit", "diverged")]
     if not low:
         return None
     fams = [f for f in ("RF-LR low rank", "RF-LR high rank", "MLP") if any(_family(r) == f for r in low)]
@@ -131,7 +132,7 @@ def figure4(rows: list[dict], path: Path, mse_max: float = 5e-3) -> Path | None:
             fam_ranks = sorted({r.get("rank") for r in low if _family(r) == fam}, key=lambda x: (x is None, x))
             ticks.append(f"{fam}\n(rank {', '.join(map(str, fam_ranks))})")
     ax.set(yscale="log", xticks=range(len(fams)), xticklabels=ticks, xlabel="model family", ylabel=label(DEFECT),
-           title=f"Low-loss runs (test MSE <= {mse_max:g})")
+           title="Low-loss runs (not underfit: grid $R^2$ at least the regime's cut)")
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(-0.6, len(fams) - 0.4)
     ax.grid(False, axis="x")
@@ -162,12 +163,20 @@ def figure5(rows: list[dict], path: Path) -> Path | None:
     return save(fig, path)
 
 
+def _early_middle_deep(names: list[str], most: int = 4) -> list[str]:
+    """At most `most` blocks, evenly spaced from the first to the last (the poster's early / middle /
+    deep layers; the paper's Figure 2 nets have 16)."""
+    if len(names) <= most:
+        return names
+    return [names[round(i * (len(names) - 1) / (most - 1))] for i in range(most)]
+
+
 @styled
 def figure2(rows: list[dict], root: Path, path: Path) -> Path | None:
     """Partials of one RF-LR run beside one MLP run on the same 1D target (from their partials.npz)."""
     runs = {}
     for r in rows:
-        if r.get("status") != "ok" or r.get("model") not in ("rflr", "mlp") or not str(r.get("data", "")).endswith("1d"):
+        if r.get("status") != "ok" or r.get("model") not in ("rflr", "mlp") or "1d" not in str(r.get("data", "")):
             continue
         npz = root / str(r.get("job")) / "figures" / "partials.npz"
         if npz.exists():
@@ -177,19 +186,22 @@ def figure2(rows: list[dict], root: Path, path: Path) -> Path | None:
         return None
     data, rf_path, mlp_path = pairs[0]
     loaded = [np.load(rf_path), np.load(mlp_path)]
-    blocks = [sorted(k for k in z.files if k.startswith("arr_")) for z in loaded]
+    blocks = [_early_middle_deep(sorted((k for k in z.files if k.startswith("arr_")), key=lambda k: int(k[4:])))
+              for z in loaded]
     cols = max(len(b) for b in blocks)
     fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols, 5.6), squeeze=False)
     for row, (z, names, model) in enumerate(zip(loaded, blocks, ("RF-LR", "MLP control"))):
         member = int(z["member"]) if "member" in z.files else 0
         seed = int(z["seed"]) if "seed" in z.files and int(z["seed"]) >= 0 else None
         who = f"member {member}" + (f", seed {seed}" if seed is not None else "")
-        panels = [(f"{model} ({who}): block {i + 1}", f"partial $p_{{{i + 1},k}}(x)$", z[n]) for i, n in enumerate(names)]
+        panels = [(f"{model} ({who}): block {int(n[4:]) + 1}", f"partial $p_{{{int(n[4:]) + 1},k}}(x)$", z[n])
+                  for n in names]
         draw_1d(axes[row], z["grid"][:, 0], panels)
         for ax in axes[row, len(names):]:
             ax.axis("off")
     fig.suptitle(f"Partial functions on {data}: top units by variance; dashed: mirror image p(-x)")
     return save(fig, path)
+
 
 
 def write_figures(rows: list[dict], root: Path) -> dict[str, Path]:

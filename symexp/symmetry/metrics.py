@@ -29,7 +29,7 @@ from symexp.symmetry.mirror import (
     mirror_null,
     nearest_mirrors,
 )
-from symexp.symmetry.regime import classify
+from symexp.symmetry.regime import DEFAULTS, classify
 
 Result = dict[str, "torch.Tensor | list[str]"]
 
@@ -173,26 +173,38 @@ class Prop1Bound(Metric):
 
 
 class Regime(Metric):
-    """regime: partial-symmetric | output-only | intermediate | underfit | diverged, per member."""
+    """regime: partial-symmetric | output-only | intermediate | underfit | diverged, per member; beside it
+    the target's variance on the grid (data/target_var) and test/r2, from which the report can recompute
+    the regime with other thresholds without retraining."""
 
     final_only = True
 
-    def __init__(self, mse_max: float = 5e-3, partial_low: float = 1e-3, partial_high: float = 1e-1) -> None:
+    def __init__(
+        self,
+        r2_min: float = DEFAULTS["r2_min"],
+        partial_low: float = DEFAULTS["partial_low"],
+        partial_high: float = DEFAULTS["partial_high"],
+    ) -> None:
         super().__init__(0)
-        for key, v in (("mse_max", mse_max), ("partial_low", partial_low), ("partial_high", partial_high)):
+        if not r2_min <= 1:
+            raise ValueError(f"metric.regime.r2_min: must be at most 1 (R^2 of a perfect fit), got {r2_min}")
+        for key, v in (("partial_low", partial_low), ("partial_high", partial_high)):
             if v < 0:
                 raise ValueError(f"metric.regime.{key}: must be non-negative, got {v}")
         if partial_low > partial_high:
             raise ValueError("metric.regime.partial_low: must not exceed metric.regime.partial_high")
-        self.mse_max, self.partial_low, self.partial_high = mse_max, partial_low, partial_high
+        self.r2_min, self.partial_low, self.partial_high = r2_min, partial_low, partial_high
 
     def __call__(self, task, computed):
         mse = computed["test/mse"].tolist()
         pd = computed.get("sym/partial_defect", torch.full((task.members,), math.nan)).tolist()
+        var = float(task.datamodule.y_grid.double().var(unbiased=False))
         status = task.member_status()
         return {
+            "data/target_var": torch.full((task.members,), var),
+            "test/r2": torch.tensor([1.0 - m / var for m in mse]),
             "regime": [
-                classify(m, p, s, self.mse_max, self.partial_low, self.partial_high)
+                classify(m, p, var, s, self.r2_min, self.partial_low, self.partial_high)
                 for m, p, s in zip(mse, pd, status)
-            ]
+            ],
         }
