@@ -264,8 +264,11 @@ def test_gen_preset_smoke(preset, tmp_outputs, tmp_path):
     for key in ("gen/invariance_ratio", "gen/identity", "gen/flow_loss_change", "gen/alignment",
                 "gen/invariance_learned/h1", "gen/layer_share/W1/h1", "gen/data_dependence/h1",
                 "gen/field_norm_ratio/h1", "gen/alignment_chance", "gen/alignment_chance_same_layers/h1",
-                "gen/assoc_relative", "gen/invariance_ratio_worst", "gen/verdict/h1", "gen/learned"):
+                "gen/assoc_relative", "gen/invariance_ratio_worst", "gen/verdict/h1", "gen/learned",
+                "gen/no_gradient_samples", "gen/alignment_chance_invariant", "gen/invariance_fresh_learned/h1",
+                "gen/new_direction/h1", "gen/known_dims"):
         assert key in res["metrics"]
+    assert res["metrics"]["gen/train_steps"] == 40  # budget=smoke: the verdicts state it
     # the README's composite is built from the run's saved generators and is a readable image
     import matplotlib.image
 

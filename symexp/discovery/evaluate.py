@@ -422,6 +422,9 @@ def _verdict(metrics: dict[str, float], i: int) -> str:
                           for name, (v, c) in sorted(matching.items(), key=lambda kv: (-kv[1][0], kv[1][1])))
         return f"matches known ({parts})"
     known = f"alignment {align:.2f}, invariant chance {chance:.2f}"
+    if not math.isfinite(chance):
+        return ("not learned (no random-invariant chance measured, so nothing tells it from a random invariant "
+                "direction; re-evaluate with python -m symexp.evaluate RUN_DIR)")
     if math.isfinite(align) and align >= MATCH_ALIGNMENT and _excess(align, chance) >= MATCH_EXCESS:
         return f"matches known (a combination of {'+'.join(sorted(fams))}: {known})"
     if chance >= UNINFORMATIVE_CHANCE:
