@@ -419,7 +419,7 @@ def _verdict(metrics: dict[str, float], i: int) -> str:
         return f"null-space (invariant {ratio:.0f}x; {NULL_SPACE} {value:.2f}, invariant chance {c:.2f})"
     if matching:
         parts = ", ".join(f"{name} {v:.2f} (invariant chance {c:.2f})"
-                          for name, (v, c) in sorted(matching.items(), key=lambda kv: (-kv[1][0], kv[1][1])))
+                          for name, (v, c) in sorted(matching.items(), key=lambda kv: kv[1][1]))  # most specific first
         return f"matches known ({parts})"
     known = f"alignment {align:.2f}, invariant chance {chance:.2f}"
     if not math.isfinite(chance):
