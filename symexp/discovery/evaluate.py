@@ -361,6 +361,11 @@ def _axioms_and_invariance(metrics: dict[str, float], i: int) -> str | None:
     first-order invariance against isotropic and same-layer random directions, independence of the earlier
     generators), or None if it passes them. 'partly learned' marks invariance between the two ratios."""
     tag = f"h{i}"
+    missing = [key for key in (f"gen/field_norm_ratio/{tag}", "gen/identity", f"gen/new_direction/{tag}")
+               if key not in metrics]
+    if missing:  # e.g. a results.json written before these checks existed
+        return (f"not learned (not measured: {', '.join(missing)}; re-evaluate the checkpoint with "
+                "python -m symexp.evaluate RUN_DIR)")
     norm_ratio = metrics.get(f"gen/field_norm_ratio/{tag}", math.nan)
     if not norm_ratio >= FIELD_MIN_RATIO:
         return f"not learned (degenerate field: |v| = {norm_ratio:.1e} x beta)"
