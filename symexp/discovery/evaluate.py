@@ -30,20 +30,57 @@ def loss_gradients(target: TargetNet, theta, x, y) -> torch.Tensor:
     return torch.func.vmap(torch.func.grad(target.loss))(theta, x, y)
 
 
+def has_gradient(grads: torch.Tensor) -> torch.Tensor:
+    """(B,) samples whose loss gradient is finite and nonzero. Where it is zero (e.g. both ReLU units dead on
+    every column) every direction is invariant to first order: such a sample says nothing about a field,
+    and its |cos| is 0 / 0. The invariance means leave these samples out and report how many there were."""
+    return torch.isfinite(grads).all(-1) & (grads.norm(dim=-1) > 0)
+
+
+def _masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean over the kept samples whose value is finite (a zero field at a sample is 0 / 0 too); NaN if none."""
+    keep = keep & torch.isfinite(values)
+    return values[keep].mean() if keep.any() else values.new_tensor(math.nan)
+
+
+def project_off(directions: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Random invariant directions: each row minus its projection onto that sample's loss gradient, i.e.
+    invariant to first order by construction (rows without a gradient stay as they are: already invariant).
+    The baseline that a learned symmetry must beat; an isotropic direction is no competitor once the
+    invariance test has been passed."""
+    norm = grads.norm(dim=-1, keepdim=True)
+    unit = torch.where(norm > 0, grads / norm.clamp_min(1e-30), torch.zeros_like(grads))
+    return directions - (directions * unit).sum(-1, keepdim=True) * unit
+
+
 def invariance_errors(target, model, theta, x, y, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Mean |cos(grad L, v)|: the first-order loss change per unit step along v, relative to the steepest.
-    Learned directions v = D_g a(h_i); random directions are isotropic Gaussians; ``same_layers`` (k,) uses
-    random directions with each learned field's per-layer norms (same_layer_random)."""
+    """Mean |cos(grad L, v)| over the samples that have a loss gradient: the first-order loss change per unit
+    step along v, relative to the steepest. Learned directions v = D_g a(h_i); random directions are
+    isotropic Gaussians; ``same_layers`` (k,) uses random directions with each learned field's per-layer norms
+    (same_layer_random). ``no_gradient`` counts the samples left out (has_gradient).
+    ``fresh_learned`` (k,) / ``fresh_random_invariant``: the same |cos| against the gradient for a fresh
+    target Y' at the same (theta, X), for the learned fields and for random directions made invariant for the
+    sample's own Y (project_off). The action never sees Y, so a symmetry it learned must hold for Y' as well;
+    a direction that is invariant only because it was projected off this Y's gradient does not (unless the
+    output has one degree of freedom, where both are exactly invariant and nothing can beat the baseline)."""
     grads = loss_gradients(target, theta, x, y)
+    keep = has_gradient(grads)
     fields = model.fields(theta, x.flatten(1))
-    learned = torch.stack([_cos(grads, f).mean() for f in fields])
+    learned = torch.stack([_masked_mean(_cos(grads, f), keep) for f in fields])
     rand = torch.randn(theta.shape, generator=gen).to(theta)
-    random = _cos(grads, rand).mean()
-    # own generator: the draws above (and finite_flow's after them) stay what they were before this baseline
+    random = _masked_mean(_cos(grads, rand), keep)
+    # own generators: the draws above (and finite_flow's after them) stay what they were before these baselines
     layer_gen = torch.Generator().manual_seed(4242)
-    same_layers = torch.stack([_cos(grads, same_layer_random(target, f, layer_gen)).mean() for f in fields])
+    same_layers = torch.stack([_masked_mean(_cos(grads, same_layer_random(target, f, layer_gen)), keep)
+                               for f in fields])
+    fresh_gen = torch.Generator().manual_seed(2424)
+    fresh = loss_gradients(target, theta, x, torch.randn(y.shape, generator=fresh_gen).to(y))
+    keep_fresh = has_gradient(fresh)
+    invariant = project_off(torch.randn(theta.shape, generator=fresh_gen).to(theta), grads)
     return {"learned": learned, "random": random, "ratio": random / learned.max().clamp_min(1e-30),
-            "same_layers": same_layers}
+            "same_layers": same_layers, "no_gradient": (~keep).sum(),
+            "fresh_learned": torch.stack([_masked_mean(_cos(fresh, f), keep_fresh) for f in fields]),
+            "fresh_random_invariant": _masked_mean(_cos(fresh, invariant), keep_fresh)}
 
 
 def same_layer_random(target: TargetNet, field: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -137,7 +174,7 @@ def _span(basis: torch.Tensor) -> torch.Tensor:
 
 
 def alignment_report(target: TargetNet, model: GeneratorModel, theta, x, n_random: int = 32,
-                     seed: int = 2468) -> dict[str, torch.Tensor]:
+                     seed: int = 2468, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """How each learned infinitesimal action v_i = D_g a_X(h_i) relates to the known symmetries, averaged over
     the samples (theta, X):
       gen/alignment (and /h<i>): |P v| / |v|, P the orthogonal projection onto the span of all known tangents
@@ -150,8 +187,14 @@ def alignment_report(target: TargetNet, model: GeneratorModel, theta, x, n_rando
         samples (n_random per sample): what any direction scores. With one data point the sigmoid net's known
         span has 11 of 12 dimensions, so chance is ~0.96 and alignment 0.95 says nothing;
       gen/alignment_chance_same_layers/h<i> (and /<family>/h<i>): for random directions with the field's norm
-        in every layer (a field that only moves W1 has the W1 share of the span as its chance).
-    The verdict compares every alignment with the larger of the two chances."""
+        in every layer (a field that only moves W1 has the W1 share of the span as its chance);
+      gen/alignment_chance_invariant (and /<family>, _same_layers/h<i>, _same_layers/<family>/h<i>), given y:
+        the same for those random directions made invariant (project_off the sample's loss gradient). Known
+        tangents are invariant, so an invariant field scores at least this much by being invariant alone
+        (0.73-1.00 on these targets): the verdict compares alignments with these chances;
+      gen/invariant_dims, gen/known_dims, gen/unexplained_invariant_dims: mean over samples of n - rank of the
+        output's Jacobian, of the known span's dimension, and of their difference (invariant directions no
+        known family explains); gen/samples_with_unexplained_invariance: the share of samples where it is > 0."""
     fields = [f.detach().to(torch.float64) for f in model.fields(theta, x.flatten(1))]
     names = [name for name, _ in target.layout]
     sizes = [math.prod(shape) for _, shape in target.layout]
@@ -161,6 +204,7 @@ def alignment_report(target: TargetNet, model: GeneratorModel, theta, x, n_rando
         acc.setdefault(key, []).append(value)
 
     gen = torch.Generator().manual_seed(seed)
+    grads = loss_gradients(target, theta, x, y).detach().to(torch.float64) if y is not None else None
     all_groups = [target.known_tangent_groups(theta[b], x[b]) for b in range(theta.shape[0])]
     families = sorted({name for groups in all_groups for name in groups})
 
@@ -174,10 +218,22 @@ def alignment_report(target: TargetNet, model: GeneratorModel, theta, x, n_rando
         spans = {name: _span(groups[name]) if name in groups else None for name in families}
         union = _span(torch.cat(list(groups.values()))) if groups else None
         iso = torch.randn(n_random, theta.shape[1], generator=gen, dtype=torch.float64)
+        invariant_dim = target.invariant_dim(theta[b], x[b])
+        known_dim = union.shape[1] if union is not None else 0
+        add("gen/invariant_dims", torch.tensor(float(invariant_dim)))
+        add("gen/known_dims", torch.tensor(float(known_dim)))
+        add("gen/unexplained_invariant_dims", torch.tensor(float(max(invariant_dim - known_dim, 0))))
+        add("gen/samples_with_unexplained_invariance", torch.tensor(float(invariant_dim > known_dim)))
+        grad = grads[b].expand(n_random, -1) if grads is not None else None
         if union is not None:
             add("gen/alignment_chance", share(union, iso))
             for name, q in spans.items():
                 add(f"gen/alignment_chance/{name}", share(q, iso))
+            if grad is not None:
+                inv = project_off(iso, grad)
+                add("gen/alignment_chance_invariant", share(union, inv))
+                for name, q in spans.items():
+                    add(f"gen/alignment_chance_invariant/{name}", share(q, inv))
         for i, f in enumerate(fields):
             v = f[b]
             norm = v.norm().clamp_min(1e-30)
@@ -190,6 +246,11 @@ def alignment_report(target: TargetNet, model: GeneratorModel, theta, x, n_rando
                 add(f"gen/alignment_chance_same_layers/h{i + 1}", share(union, layered))
                 for name, q in spans.items():
                     add(f"gen/alignment_chance_same_layers/{name}/h{i + 1}", share(q, layered))
+                if grad is not None:
+                    layered = project_off(layered, grad)
+                    add(f"gen/alignment_chance_invariant_same_layers/h{i + 1}", share(union, layered))
+                    for name, q in spans.items():
+                        add(f"gen/alignment_chance_invariant_same_layers/{name}/h{i + 1}", share(q, layered))
             else:
                 proj = torch.zeros_like(v)
             for layer, part, rest in zip(names, v.split(sizes), (v - proj).split(sizes)):
@@ -226,29 +287,52 @@ def field_independence(model: GeneratorModel, theta, x) -> torch.Tensor:
     return (sv[:, -1] / sv[:, 0]).mean().float()
 
 
+def new_directions(model: GeneratorModel, theta, x) -> torch.Tensor:
+    """(k,) mean over samples of |u_i - P u_i|, u_i the unit field of h_i and P the projection onto the span of
+    u_1..u_{i-1}: how much of h_i is a direction the earlier generators do not already give (1 for h_1 and
+    for a field orthogonal to them, 0 for a duplicate or a combination). Samples where a field vanishes are
+    left out. A duplicate counts once: the verdict calls h_i a duplicate below DUPLICATE_RESIDUAL."""
+    fields = torch.stack(model.fields(theta, x.flatten(1)), 1).detach().double()  # (B, k, n)
+    norms = fields.norm(dim=-1, keepdim=True)
+    unit = fields / norms.clamp_min(1e-30)
+    alive = (norms[..., 0] > 0).all(-1)
+    out = [torch.ones((), dtype=torch.float64)]
+    for i in range(1, model.k):
+        q = torch.linalg.qr(unit[:, :i].transpose(1, 2)).Q  # (B, n, i) basis of the earlier fields' span
+        rest = unit[:, i] - (q @ (q.transpose(1, 2) @ unit[:, i, :, None]))[..., 0]
+        out.append(_masked_mean(rest.norm(dim=-1), alive))
+    return torch.stack(out).float()
+
+
 INVARIANT_RATIO = 10.0  # a generator counts as learned if its invariance error is this far below random
 PARTLY_RATIO = 3.0  # ... as partly learned between this and INVARIANT_RATIO
-FIELD_MIN_RATIO = 1e-3  # ... and only if its field is non-degenerate: median |v| >= this times beta (Eq. 8)
+FIELD_MIN_RATIO = 1e-3  # below this median |v| / beta the field is called degenerate (h = 0 gives 0)
+NORM_TOLERANCE = 0.5  # Eq. 8 met: |median |v| - beta| <= this * beta, i.e. the norm term at most half its value at v = 0
+IDENTITY_TOLERANCE = 0.1  # Eq. 6 met: mean |a(I, theta, X) - theta| <= this * median |v_i| (the field's own scale)
+DUPLICATE_RESIDUAL = 0.2  # h_i duplicates earlier generators if less than this of its unit field is a new direction
 ASSOC_MAX = 0.5  # the k fields satisfy the associativity axiom if the relative bracket residual is below this
 MATCH_ALIGNMENT = 0.95  # a learned field matches a known family if this much of it lies in the family's span
 MATCH_EXCESS = 0.5  # ... and that is this far from chance c toward 1: (alignment - c) / (1 - c)
-UNINFORMATIVE_CHANCE = 0.9  # chance alignment above this: the known span is (nearly) everything, say so
+UNINFORMATIVE_CHANCE = 0.98  # invariant chance above this: every invariant direction lies in the known span
 NULL_SPACE = "unseen"  # the family of moves a layer's input cannot see
 VERDICT_CODES = {"not learned": 0, "partly learned": 1, "null-space": 2, "matches known": 3, "new": 4}
 
 
 def _chance(metrics: dict[str, float], family: str | None, tag: str) -> float:
-    """The larger of the isotropic and the same-layer chance alignment (NaN if neither was measured)."""
-    iso = metrics.get("gen/alignment_chance" + (f"/{family}" if family else ""), math.nan)
-    layered = metrics.get("gen/alignment_chance_same_layers/" + (f"{family}/" if family else "") + tag, math.nan)
+    """The chance alignment an invariant field reaches without learning: the larger of the isotropic and the
+    same-layer random directions' alignment after projecting them off the loss gradient (NaN if not measured:
+    then no alignment can be certified)."""
+    fam = f"/{family}" if family else ""
+    iso = metrics.get("gen/alignment_chance_invariant" + fam, math.nan)
+    layered = metrics.get("gen/alignment_chance_invariant_same_layers" + fam + f"/{tag}", math.nan)
     values = [v for v in (iso, layered) if math.isfinite(v)]
     return max(values) if values else math.nan
 
 
 def _excess(align: float, chance: float) -> float:
-    """(alignment - chance) / (1 - chance): 0 at chance, 1 fully aligned; the plain alignment if no chance."""
+    """(alignment - chance) / (1 - chance): 0 at chance, 1 fully aligned; NaN without a chance value."""
     if not math.isfinite(chance):
-        return align
+        return math.nan
     return (align - chance) / max(1 - chance, 1e-9)
 
 
@@ -260,51 +344,123 @@ def invariance_ratio(metrics: dict[str, float], i: int) -> float:
     return min(iso, layered) if math.isfinite(learned) else math.nan
 
 
-def verdict(metrics: dict[str, float], i: int) -> str:
-    """Classify generator h_i from measured metrics (not from its picture), in this order:
-      'not learned' if its field is degenerate (median |v| < FIELD_MIN_RATIO * beta, e.g. h = 0) or its
-        invariance error is less than PARTLY_RATIO below random directions (the worse of isotropic and
-        same-layer random, so a field that merely picks the layer with the smallest gradient fails);
-      'partly learned' below INVARIANT_RATIO;
-      'null-space' if it lies in the span of the moves the layers' inputs cannot see (alignment with that
-        family >= MATCH_ALIGNMENT and MATCH_EXCESS above chance): a real symmetry the loss cannot see;
-      'matches known <families>' if it lies in another known family's span (or the union's), same test;
-      otherwise 'new', with where its part outside the known span sits.
-    Every alignment is quoted beside its chance value; where chance exceeds UNINFORMATIVE_CHANCE the verdict
-    says the alignment is uninformative (any invariant field lies in the known span there). One generator's
-    field always generates a one-parameter group (its flow, which gen/flow_* integrate); whether the k fields
-    together form one k-dimensional group is group_verdict's question."""
+def fresh_ratio(metrics: dict[str, float], i: int) -> float:
+    """Random invariant directions' |cos| with the gradient for a fresh Y' over h_i's (invariance_errors):
+    how much more invariant h_i is than a direction that was merely projected to be invariant."""
+    learned = metrics.get(f"gen/invariance_fresh_learned/h{i}", math.nan)
+    return metrics.get("gen/invariance_fresh_random_invariant", math.nan) / max(learned, 1e-30)
+
+
+def _budget(metrics: dict[str, float]) -> str:
+    steps = metrics.get("gen/train_steps", math.nan)
+    return f" [{steps:.0f} training steps]" if math.isfinite(steps) else " [training steps not recorded]"
+
+
+def _axioms_and_invariance(metrics: dict[str, float], i: int) -> str | None:
+    """Why h_i fails the checks that need no comparison with other directions (Eq. 8 norm, Eq. 6 identity,
+    first-order invariance against isotropic and same-layer random directions, independence of the earlier
+    generators), or None if it passes them. 'partly learned' marks invariance between the two ratios."""
     tag = f"h{i}"
+    missing = [key for key in (f"gen/field_norm_ratio/{tag}", "gen/identity", f"gen/new_direction/{tag}")
+               if key not in metrics]
+    if missing:  # e.g. a results.json written before these checks existed
+        return (f"not learned (not measured: {', '.join(missing)}; re-evaluate the checkpoint with "
+                "python -m symexp.evaluate RUN_DIR)")
     norm_ratio = metrics.get(f"gen/field_norm_ratio/{tag}", math.nan)
-    if f"gen/field_norm_ratio/{tag}" in metrics and not norm_ratio >= FIELD_MIN_RATIO:
+    if not norm_ratio >= FIELD_MIN_RATIO:
         return f"not learned (degenerate field: |v| = {norm_ratio:.1e} x beta)"
+    if not abs(norm_ratio - 1) <= NORM_TOLERANCE:
+        return (f"not learned (Eq. 8 not met: median |v| = {norm_ratio:.2g} x beta, "
+                f"tolerance {1 - NORM_TOLERANCE:g}-{1 + NORM_TOLERANCE:g} x beta)")
+    identity = metrics.get("gen/identity", math.nan)
+    scale = metrics.get(f"gen/field_norm/{tag}", math.nan)
+    if not identity <= IDENTITY_TOLERANCE * scale:
+        return (f"not learned (identity axiom, Eq. 6, not met: |a(I, theta) - theta| = {identity:.2g}, "
+                f"more than {IDENTITY_TOLERANCE:g} x the field's |v| = {scale:.2g})")
     ratio = invariance_ratio(metrics, i)
-    align = metrics.get(f"gen/alignment/{tag}", math.nan)
-    chance = _chance(metrics, None, tag)
-    known = (f"alignment {align:.2f}, chance {chance:.2f}" if math.isfinite(align) else "no known symmetry")
     if not ratio >= PARTLY_RATIO:
         return f"not learned (invariance {ratio:.1f}x below random)"
     if ratio < INVARIANT_RATIO:
-        return f"partly learned (invariance {ratio:.1f}x below random, {known})"
-    note = " (uninformative)" if chance >= UNINFORMATIVE_CHANCE else ""
+        return f"partly learned (invariance {ratio:.1f}x below random)"
+    new = metrics.get(f"gen/new_direction/{tag}", math.nan)
+    if not new >= DUPLICATE_RESIDUAL:
+        return (f"not learned (duplicate: {new:.2f} of its unit field lies outside the span of "
+                f"h1..h{i - 1}, which count it already)")
+    return None
+
+
+def verdict(metrics: dict[str, float], i: int) -> str:
+    """Classify generator h_i from measured metrics (not from its picture). Learned means all of:
+      Eq. 8: median |v| within NORM_TOLERANCE of beta (a tiny field is the trivial action in disguise);
+      Eq. 6: identity residual at most IDENTITY_TOLERANCE of the field's norm;
+      invariance >= INVARIANT_RATIO below isotropic and same-layer random directions, over the samples that
+        have a loss gradient (PARTLY_RATIO..INVARIANT_RATIO: 'partly learned');
+      a direction of its own: not a duplicate of h_1..h_{i-1} (a duplicate counts once);
+      better than a random *invariant* direction (one projected off the loss gradient), which passes every
+        check above for free. Either it lies in a known family's span beyond that direction's chance
+        alignment ('null-space' for moves a layer's input cannot see, else 'matches known'), or, outside every
+        known family, it stays invariant for a target Y' it never saw INVARIANT_RATIO times better than
+        random invariant directions do ('new'). Where every invariant direction lies in the known span
+        (chance >= UNINFORMATIVE_CHANCE), it matches only if the learned generators span that whole space
+        and their fields close (associativity, k >= 2).
+    Everything else is 'not learned', with the reason. The verdict ends with the training budget."""
+    return _verdict(metrics, i) + _budget(metrics)
+
+
+def _verdict(metrics: dict[str, float], i: int) -> str:
+    tag = f"h{i}"
+    failed = _axioms_and_invariance(metrics, i)
+    if failed:
+        return failed
+    ratio = invariance_ratio(metrics, i)
+    align = metrics.get(f"gen/alignment/{tag}", math.nan)
+    chance = _chance(metrics, None, tag)
     fams = {k.split("/")[2]: v for k, v in metrics.items()
             if k.startswith("gen/alignment/") and k.endswith(f"/{tag}") and k.count("/") == 3}
     matching = {name: (value, _chance(metrics, name, tag)) for name, value in fams.items()
                 if value >= MATCH_ALIGNMENT and _excess(value, _chance(metrics, name, tag)) >= MATCH_EXCESS}
     if NULL_SPACE in matching:
         value, c = matching[NULL_SPACE]
-        return f"null-space (invariant {ratio:.0f}x; {NULL_SPACE} {value:.2f}, chance {c:.2f})"
+        return f"null-space (invariant {ratio:.0f}x; {NULL_SPACE} {value:.2f}, invariant chance {c:.2f})"
     if matching:
-        parts = ", ".join(f"{name} {v:.2f} (chance {c:.2f})" for name, (v, c) in sorted(matching.items(),
-                                                                                          key=lambda kv: -kv[1][0]))
+        parts = ", ".join(f"{name} {v:.2f} (invariant chance {c:.2f})"
+                          for name, (v, c) in sorted(matching.items(), key=lambda kv: kv[1][1]))  # most specific first
         return f"matches known ({parts})"
+    known = f"alignment {align:.2f}, invariant chance {chance:.2f}"
+    if not math.isfinite(chance):
+        return ("not learned (no random-invariant chance measured, so nothing tells it from a random invariant "
+                "direction; re-evaluate with python -m symexp.evaluate RUN_DIR)")
     if math.isfinite(align) and align >= MATCH_ALIGNMENT and _excess(align, chance) >= MATCH_EXCESS:
-        return f"matches known (a combination of {'+'.join(sorted(fams))}: {known}{note})"
+        return f"matches known (a combination of {'+'.join(sorted(fams))}: {known})"
+    if chance >= UNINFORMATIVE_CHANCE:
+        return _whole_span(metrics, i, known)
+    fresh = fresh_ratio(metrics, i)
+    if not fresh >= INVARIANT_RATIO:
+        return (f"not learned (invariant, but outside the known families no better than a random invariant "
+                f"direction: {fresh:.1f}x on a target it did not see; {known})")
     layers = sorted({k.split("/")[2] for k in metrics if k.startswith("gen/layer_share/")})
     where = {layer: metrics.get(f"gen/unexplained/{layer}/{tag}", 0.0) for layer in layers}
     total = sum(where.values())
     on = "+".join(layer for layer, value in where.items() if value >= 0.15 * total)
-    return f"new ({known}{note}; {100 * total:.0f}% of |v|^2 outside the known span, on {on})"
+    return (f"new ({known}; {fresh:.0f}x more invariant than random invariant directions on an unseen target; "
+            f"{100 * total:.0f}% of |v|^2 outside the known span, on {on})")
+
+
+def _whole_span(metrics: dict[str, float], i: int, known: str) -> str:
+    """Every invariant direction lies in the known span here, so one invariant field is what a random
+    invariant direction gives: the learned generators must span all of it (and close, k >= 2) to match."""
+    k = sum(1 for key in metrics if key.startswith("gen/field_norm/h"))
+    names = "+".join(sorted({key.split("/")[2] for key in metrics
+                             if key.startswith("gen/alignment/") and key.count("/") == 3}))
+    passing = sum(_axioms_and_invariance(metrics, j) is None for j in range(1, k + 1))
+    dims = metrics.get("gen/known_dims", math.nan)
+    closes = k == 1 or metrics.get("gen/assoc_relative", math.nan) <= ASSOC_MAX
+    if math.isfinite(dims) and passing >= round(dims) and closes:
+        return (f"matches known ({names}: every invariant direction is known here, {known}; the {passing} "
+                f"learned generator(s) span all {dims:.0f} of them)")
+    return (f"not learned (invariant, but every invariant direction lies in the known span here, {known}: "
+            f"{passing} independent learned generator(s) of {dims:.1f} dimensions"
+            f"{'' if closes else ', fields do not close'}, no better than random invariant directions)")
 
 
 def group_verdict(metrics: dict[str, float], k: int) -> str:
@@ -349,10 +505,12 @@ def effective_generators(model: GeneratorModel, theta, x) -> torch.Tensor:
 
 
 def report(target: TargetNet, model: GeneratorModel, theta, x, y, beta: float = 1.0, seed: int = 0,
-           arclength: float = 0.5, flow_steps: int = 20, n_align: int = 128, lift: bool = True) -> dict[str, float]:
+           arclength: float = 0.5, flow_steps: int = 20, n_align: int = 128, lift: bool = True,
+           train_steps: int | None = None) -> dict[str, float]:
     """Every gen/* metric of a learned symmetry on the evaluation samples (theta, X, Y), verdicts included
-    (gen/verdict/h<i> = verdict_code; gen/learned = how many generators are null-space, known or new).
-    Needs autograd (the fields are forward-mode derivatives): call it under torch.enable_grad()."""
+    (gen/verdict/h<i> = verdict_code; gen/learned = how many generators pass every check of verdict, i.e. are
+    null-space, known or new; gen/train_steps = the budget the verdicts state). Needs autograd (the fields
+    are forward-mode derivatives): call it under torch.enable_grad()."""
     gen = torch.Generator().manual_seed(seed + 777)
     inv = invariance_errors(target, model, theta, x, y, gen)
     flow_learned, flow_random = finite_flow(target, model, theta, x, y, arclength, gen, flow_steps)
@@ -366,10 +524,15 @@ def report(target: TargetNet, model: GeneratorModel, theta, x, y, beta: float = 
         "gen/flow_ratio": flow_random / flow_learned.max().clamp_min(1e-30),
         "gen/h_alignment": generator_alignment(target, model),
         "gen/field_independence": field_independence(model, theta, x),
+        "gen/no_gradient_samples": inv["no_gradient"].float(),
+        "gen/eval_samples": torch.tensor(float(theta.shape[0])),
+        "gen/invariance_fresh_random_invariant": inv["fresh_random_invariant"],
+        "gen/train_steps": torch.tensor(math.nan if train_steps is None else float(train_steps)),
     }
     out["gen/assoc"], out["gen/assoc_relative"] = assoc_residuals(model, theta, x)
-    out.update(alignment_report(target, model, theta[:n_align], x[:n_align]))
+    out.update(alignment_report(target, model, theta[:n_align], x[:n_align], y=y[:n_align]))
     dep = data_dependence(model, theta, x, gen)
+    new = new_directions(model, theta, x)
     norms = field_norms(model, theta, x)
     out["gen/field_norm_ratio"] = norms.min() / beta
     for i in range(model.k):
@@ -380,6 +543,8 @@ def report(target: TargetNet, model: GeneratorModel, theta, x, y, beta: float = 
         out[f"gen/invariance_same_layers_ratio/h{i + 1}"] = inv["same_layers"][i] / inv["learned"][i].clamp_min(1e-30)
         out[f"gen/flow_loss_change/h{i + 1}"] = flow_learned[i]
         out[f"gen/data_dependence/h{i + 1}"] = dep[i]
+        out[f"gen/invariance_fresh_learned/h{i + 1}"] = inv["fresh_learned"][i]
+        out[f"gen/new_direction/h{i + 1}"] = new[i]
     if lift:
         from symexp.discovery.lifting import lifted_loss_changes
 
@@ -396,15 +561,21 @@ def report(target: TargetNet, model: GeneratorModel, theta, x, y, beta: float = 
 
 
 def summarize(metrics: dict[str, float]) -> list[str]:
-    """One line per generator (verdict and the numbers it rests on) plus the group verdict: what
-    ``python -m symexp.discovery.evaluate RUN_DIR...`` prints from a run's results.json."""
+    """One line per generator (verdict and the numbers it rests on) plus the group verdict and how many
+    samples had no loss gradient: what ``python -m symexp.discovery.evaluate RUN_DIR...`` prints from a run's
+    results.json."""
     k = sum(1 for key in metrics if key.startswith("gen/field_norm/h"))
     lines = []
     for i in range(1, k + 1):
         lines.append(f"h{i}: {verdict(metrics, i)} | |v|/beta {metrics.get(f'gen/field_norm_ratio/h{i}', math.nan):.2f}, "
                      f"invariance ratio (worse of isotropic, same-layer) {invariance_ratio(metrics, i):.1f}, "
+                     f"vs random invariant on an unseen target {fresh_ratio(metrics, i):.1f}, "
+                     f"new direction {metrics.get(f'gen/new_direction/h{i}', math.nan):.2f}, "
                      f"data dependence {metrics.get(f'gen/data_dependence/h{i}', math.nan):.2f}")
-    lines.append(f"group: {group_verdict(metrics, k)}")
+    lines.append(f"group: {group_verdict(metrics, k)}; {metrics.get('gen/learned', math.nan):.0f} of {k} learned")
+    lines.append(f"samples without a loss gradient (left out of the invariance means): "
+                 f"{metrics.get('gen/no_gradient_samples', math.nan):.0f} of {metrics.get('gen/eval_samples', math.nan):.0f}; "
+                 f"identity residual {metrics.get('gen/identity', math.nan):.2g}")
     return lines
 
 

@@ -8,8 +8,16 @@ action:
   * ``rescaling``: homogeneous activations (ReLU, leaky ReLU), positive rescaling of each hidden unit;
   * ``gl_data``: invertible activations with k <= n_in data columns, the data-dependent GL(h)
     action V' = sigma^-1(g sigma(V X)) X^+, U' = U g^-1;
+  * ``linear_region``: piecewise-linear activations (ReLU, leaky ReLU): on the sample's activation region the
+    output is linear in the per-unit products u_a v_a, and every first-order invariant direction is
+    explained by that (the rescaling is its data-independent part; units whose slopes agree on the k data
+    columns add data-dependent ones, on most samples of the 4-column targets);
   * ``unseen``: moves of a layer's weights orthogonal to its input (for W1 the null space of X^T when X
-    has fewer columns than rows), which the loss cannot see.
+    has fewer columns than rows; for a ReLU unit, moves orthogonal to the columns it is active on), which
+    the loss cannot see.
+``TargetNet.invariant_dim`` counts the first-order invariant directions of the output (n - rank of its
+Jacobian); where it exceeds the known span's dimension, some invariant directions are explained by no
+known family (``gen/unexplained_invariant_dims``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable | None]] = {
     "tanh": (torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),
 }
 HOMOGENEOUS = {"identity", "relu", "leaky_relu"}
+# piecewise-linear activations: slope of each linear piece as a function of the pre-activation
+SLOPES: dict[str, Callable] = {
+    "relu": lambda z: (z > 0).to(z),
+    "leaky_relu": lambda z: torch.where(z > 0, 1.0, 0.1).to(z),
+}
 
 
 def activation(name: str, key: str = "data.activation") -> tuple[Callable, Callable | None]:
@@ -115,6 +128,14 @@ class TargetNet:
         """(r, n, n) generators of a known linear, data-independent action, or None."""
         return None
 
+    def invariant_dim(self, theta: torch.Tensor, x: torch.Tensor) -> int:
+        """n - rank of the output's Jacobian at one sample: how many directions leave f(theta, X), hence the
+        loss for any Y, unchanged to first order. The known families' span can be at most this large."""
+        jac = torch.func.jacrev(lambda th: self.forward(th, x.double()).reshape(-1))(theta.double())
+        sv = torch.linalg.svdvals(jac)
+        rank = int((sv > 1e-8 * sv.max().clamp_min(1e-30)).sum()) if sv.numel() else 0
+        return self.n_params - rank
+
     def layer_inputs(self, theta: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Batched input of every weight matrix, {name: (B, cols, k)}: what the layer's output sees."""
         raise NotImplementedError
@@ -195,16 +216,48 @@ class TwoLayer(TargetNet):
         if self.act in HOMOGENEOUS:
             name = "gl" if self.act == "identity" else "rescaling"
             groups[name] = torch.stack([self._pack(e @ v, -u @ e) for e in self._basis(self.act != "identity")])
+        if self.act in SLOPES:
+            groups["linear_region"] = self._linear_region(theta, x)
         if self.dsigma is not None and self.act != "identity" and self.k <= self.in_dim:
             z = v @ x
             s = self.sigma(z)
             x_pinv = torch.linalg.pinv(x)
             groups["gl_data"] = torch.stack([self._pack(((e @ s) / self.dsigma(z)) @ x_pinv, -u @ e)
                                              for e in self._basis(diagonal_only=False)])
-        unseen = [t for t in (self._unseen("W1", x), self._unseen("W2", self.sigma(v @ x))) if t is not None]
+        first = self._unseen_rows(x, SLOPES[self.act](v @ x)) if self.act in SLOPES else self._unseen("W1", x)
+        unseen = [t for t in (first, self._unseen("W2", self.sigma(v @ x))) if t is not None]
         if unseen:
             groups["unseen"] = torch.cat(unseen)
         return groups
+
+    def _unseen_rows(self, x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor | None:
+        """Piecewise-linear units: row a of W1 changes sigma(W1 X) through the columns where its slope is
+        nonzero only (a ReLU unit is blind to the columns it is off on); moves orthogonal to those."""
+        out = []
+        for a in range(self.hidden):
+            seen = x[:, slopes[a] != 0]
+            if seen.shape[1] == 0:
+                basis = torch.eye(self.in_dim, dtype=x.dtype)
+            else:
+                q, sv, _ = torch.linalg.svd(seen.double(), full_matrices=True)
+                rank = int((sv > 1e-6 * sv.max().clamp_min(1e-30)).sum())
+                basis = q[:, rank:].T.to(x.dtype)
+            for direction in basis:
+                w1 = torch.zeros(self.hidden, self.in_dim, dtype=x.dtype)
+                w1[a] = direction
+                out.append(self._pack(w1, torch.zeros(self.out_dim, self.hidden, dtype=x.dtype)))
+        return torch.stack(out) if out else None
+
+    def _linear_region(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Piecewise-linear activations: on one activation region the output is f_c = x_c^T sum_a s_ac u_a v_a
+        (s_ac the slope of unit a on column c), linear in the products u_a v_a; every first-order invariant
+        direction there is explained by that structure (the rescaling is its data-independent part). Returns
+        a basis of the output Jacobian's null space: it mixes units whose slopes agree on the data (e.g. both
+        in their linear part), which happens on most samples of the 4-column ReLU / leaky-ReLU targets."""
+        jac = torch.func.jacrev(lambda th: self.forward(th, x.double()).reshape(-1))(theta.double())
+        _, sv, vh = torch.linalg.svd(jac, full_matrices=True)
+        rank = int((sv > 1e-8 * sv.max().clamp_min(1e-30)).sum())
+        return vh[rank:].to(theta.dtype)
 
 
 class ThreeLayerTanhSkip(TargetNet):

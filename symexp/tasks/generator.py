@@ -124,7 +124,7 @@ class GeneratorTask(SymexpTask):
         theta, x, y = (t.to(self.device) for t in self.datamodule.eval_set)
         out = ev.report(self.target, self.model, theta, x, y, beta=self.cfg.beta, seed=self.seeds[0],
                         arclength=self.flow_arclength, flow_steps=self.flow_steps, n_align=self.n_align,
-                        lift=self.lift)
+                        lift=self.lift, train_steps=self.global_step)
         for i in range(self.model.k):
             log.info("h%d: %s", i + 1, ev.verdict(out, i + 1))
         log.info("group: %s", ev.group_verdict(out, self.model.k))
