@@ -41,9 +41,10 @@ def test_plain_progress_shows_steps_for_step_budgeted_tasks_and_the_tasks_own_bu
     assert PlainProgress.position(trainer, plain, 3) == "epoch 3/5"
 
 
-def test_plain_progress_lines_carry_the_metrics_of_the_epoch_they_name(tmp_path, tmp_outputs, capsys):
+def test_plain_progress_lines_carry_the_metrics_of_the_epoch_they_name(tmp_path, tmp_outputs, capsys, monkeypatch):
     """Lines come after the task's epoch-end logging: the last line holds the final train/loss, and every
     data epoch count is the task's own (never `/-1`)."""
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that no line wraps (wrapping has its own test)
     run(compose_cfg(TINY + ["task.epochs=4", "progress=plain"] + tmp_outputs[:2]))
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[symexp] ")]
     assert lines and lines[-1].startswith("[symexp] epoch 4/4 ") and "/-1" not in "".join(lines)

@@ -27,7 +27,7 @@ def _sweep(tmp_path: Path, experiments: list[str], metrics: dict, params: dict[s
         data, model, rank = (exp.split("_")[-1], exp.split("_")[0], setting.get("model.rank", 8))
         config = {"logger": {"mode": mode, "project": "proj", "entity": "team"}, "ensemble": {"size": members},
                   "model": {"_target_": "symexp.models.rflr.RFLR" if model == "rflr" else "symexp.models.mlp.MLP",
-                            "rank": rank},
+                            "rank": rank, "width": 512},  # the paper's Table 1 width: its values apply
                   "data": {"label": data, "sampling": "uniform"}}
         mem = [{"seed": s, "status": "ok", "metrics": {k: v * (1 + s) for k, v in metrics.items()}} for s in range(members)]
         (job / "results.json").write_text(json.dumps({"status": "ok", "name": exp, "config": config,

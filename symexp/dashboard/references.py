@@ -9,7 +9,7 @@ horizontal line and its summary holds each beside the run's own value."""
 from __future__ import annotations
 
 from symexp.report.aggregate import _config_fields, _syre_variant
-from symexp.report.tables import PAPER_TABLE1, RFLR_KEYS
+from symexp.report.seed000 import PAPER_TABLE1, RFLR_KEYS
 
 PREFIX = "paper/"
 

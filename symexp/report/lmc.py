@@ -8,8 +8,9 @@ into one median (what the generic per-experiment table would do) hides the resul
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
+
+from symexp.report.seed000 import median_range
 
 LMC_KEYS = ("lmc/loss_barrier", "lmc/acc_barrier", "lmc/mid_acc", "test/acc")
 METHOD_NAMES = {"off": "vanilla", "wfix": "W-Asym", "static_bias": "syre"}
@@ -44,16 +45,6 @@ def _setting(row: dict, common: set[str]) -> str:
     return " ".join(i for i in items if not i.startswith(("syre=", "seed=")) and i not in common)
 
 
-def _stat(values: list) -> str:
-    """median [min, max] over members; the median alone for one member; a dash for none."""
-    vals = [f for f in (_num(v) for v in values) if f is not None]
-    if not vals:
-        return "–"
-    if len(vals) == 1:
-        return f"{vals[0]:.3g}"
-    return f"{statistics.median(vals):.3g} [{min(vals):.3g}, {max(vals):.3g}]"
-
-
 def lmc_table(rows: list[dict]) -> list[str]:
     """One table per LMC experiment name, one row per (method, setting): median [min, max] over members."""
     ok = [r for r in rows if r.get("status") == "ok" and is_lmc_row(r)]
@@ -76,6 +67,6 @@ def lmc_table(rows: list[dict]) -> list[str]:
             group = cells[(meth, setting)]
             seeds = ", ".join(str(s) for s in sorted({r.get("seed") for r in group}, key=str))
             out.append(f"| {meth} | {setting or '–'} | {len(group)} | {seeds} | "
-                       + " | ".join(_stat([r.get(k) for r in group]) for k in LMC_KEYS) + " |")
+                       + " | ".join(median_range([r.get(k) for r in group]) for k in LMC_KEYS) + " |")
         out.append("")
     return out
