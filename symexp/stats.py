@@ -36,3 +36,13 @@ def median_of(values: Iterable) -> float | None:
         if math.isfinite(f):
             vals.append(f)
     return float(median(torch.tensor(vals, dtype=torch.float64))) if vals else None
+
+
+def finite(value) -> float | None:
+    """``value`` as a float when it is a finite number, else None (strings, None, NaN, inf): the one reading
+    of a table cell that every report uses."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

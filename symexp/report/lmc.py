@@ -7,7 +7,6 @@ into one median (what the generic per-experiment table would do) hides the resul
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 
 from symexp.report.seed000 import median_range
@@ -15,13 +14,6 @@ from symexp.report.seed000 import median_range
 LMC_KEYS = ("lmc/loss_barrier", "lmc/acc_barrier", "lmc/mid_acc", "test/acc")
 METHOD_NAMES = {"off": "vanilla", "wfix": "W-Asym", "static_bias": "syre"}
 
-
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def is_lmc_row(row: dict) -> bool:

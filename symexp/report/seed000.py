@@ -16,6 +16,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 
+from symexp.stats import finite as _num
 from symexp.stats import median_of
 from symexp.symmetry.regime import DEFAULTS, REGIMES, regime_of
 
@@ -46,14 +47,6 @@ def paper_control(rflr_depth: int | None) -> tuple:
     3-bottleneck RF-LR; beside any other depth, an MLP with as many hidden layers (Figure 2 sets layer 16
     beside layer 16), pre-activation."""
     return PAPER_CONTROL if rflr_depth in (None, 3) else (rflr_depth, "pre")
-
-
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _fmt(v) -> str:

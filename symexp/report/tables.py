@@ -5,26 +5,13 @@ other families, and every failed or diverged job (never silently dropped)."""
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections import Counter, defaultdict
 
 from symexp.report.lmc import is_lmc_row, lmc_table
-from symexp.report.seed000 import claims, is_symmetry_row, positive_bias, regime_counts, separation, table1
+from symexp.report.seed000 import _fmt, claims, is_symmetry_row, positive_bias, regime_counts, separation, table1
 from symexp.report.verdicts import verdict_table
+from symexp.stats import finite as _num
 from symexp.stats import median_of
-
-
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _fmt(v) -> str:
-    f = _num(v)
-    return "–" if f is None else f"{f:.3g}"
 
 
 def _median(values: list) -> float | None:
