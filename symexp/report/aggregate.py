@@ -11,13 +11,16 @@ from pathlib import Path
 
 from hydra.errors import InstantiationException
 
-from symexp.report.seed000 import recompute_regime
-from symexp.symmetry.regime import thresholds_of
-
 FAILED = "results.failed.json"
 
 ROW_KEYS = ("job", "name", "status", "error", "seed", "model", "data", "rank", "width", "depth", "sampling",
             "partials")
+
+
+def _r2_min(cfg: dict):
+    from symexp.symmetry.regime import thresholds_of  # here: the launcher imports this module without torch
+
+    return thresholds_of(cfg)["r2_min"]
 
 
 def _config_fields(cfg: dict | None) -> dict:
@@ -35,7 +38,7 @@ def _config_fields(cfg: dict | None) -> dict:
         "partials": (model.get("partials") or "post") if target.endswith(".MLP") else None,
         "epochs": (cfg.get("task") or {}).get("epochs"),
         "n_train": data.get("n_train"),
-        "r2_min": thresholds_of(cfg)["r2_min"] if "regime" in (cfg.get("metric") or {}) else None,
+        "r2_min": _r2_min(cfg) if "regime" in (cfg.get("metric") or {}) else None,
         "syre_variant": _syre_variant(cfg.get("syre")) if "syre" in cfg else None,
         "weight_decay": _weight_decay(cfg),
         "dropout": model.get("dropout"),
@@ -182,6 +185,8 @@ def collect(root: Path, relative_to: Path | None = None) -> list[dict]:
         variance = _target_variance(res.get("config"))
         for m in members:
             status = m.get("status", base["status"])
+            from symexp.report.seed000 import recompute_regime  # here: `import symexp.report` stays torch-free
+
             metrics = recompute_regime(m.get("metrics") or {}, res.get("config"), status, variance)
             rows.append({**base, "status": status, "seed": m.get("seed"), **metrics})
     return rows
