@@ -76,21 +76,35 @@ def plot_single_run(curves: dict, changes, path: Path, title: str | None = None,
     return save(fig, path)
 
 
+SKIPPED = "skipped"  # key of collect_runs' result that lists job folders left out, with why
+
+
 def collect_runs(root: Path) -> dict[str, list[dict]]:
-    """variant -> runs (curves and change steps) for every job folder below root with a curves.csv."""
+    """variant -> runs (curves, change steps and values, end metrics) for every finished job folder below root
+    with a curves.csv. A job whose results.json is not "ok" (failed, diverged, interrupted), or that started
+    (fingerprint.json) but wrote no results.json yet, is left out and listed under ``SKIPPED`` as
+    "folder: why", so partial curves never shorten or bias the means."""
     runs: dict[str, list[dict]] = defaultdict(list)
     for curves_path in sorted(root.rglob("curves.csv")):
         job = curves_path.parent
-        name, seed = job.name, None
+        name, seed, res = job.name, None, {}
         if (job / "results.json").exists():
             res = json.loads((job / "results.json").read_text())
             name, seed = res.get("name") or name, res.get("seed")
+            if res.get("status", "ok") != "ok":
+                runs[SKIPPED].append(f"{job.relative_to(root)}: status {res.get('status')}")
+                continue
+        elif (job / "fingerprint.json").exists():
+            runs[SKIPPED].append(f"{job.relative_to(root)}: no results.json yet (running or killed)")
+            continue
         curves = _read_csv(curves_path)
         if not curves:
             continue
         changes = _read_csv(job / "parameter_changes.csv") if (job / "parameter_changes.csv").exists() else {}
-        runs[_variant(name)].append({"name": name, "seed": seed, "curves": curves,
-                                     "changes": list(changes.get("env_step", []))})
+        runs[_variant(name)].append({"name": name, "seed": seed, "curves": curves, "metrics": res.get("metrics", {}),
+                                     "change_every": (res.get("config") or {}).get("data", {}).get("change_every"),
+                                     "changes": list(changes.get("env_step", [])),
+                                     "values": list(changes.get("value", []))})
     return dict(runs)
 
 
@@ -113,8 +127,9 @@ def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str 
     """Figure 6 for every variant found below root; returns the PNG path (root/ppo_figure6.png, with
     ppo_figure6.pdf beside it). ``dpi`` trades size for detail (the PDF is vector either way)."""
     runs = collect_runs(Path(root))
+    runs.pop(SKIPPED, None)
     if not runs:
-        raise FileNotFoundError(f"no curves.csv below {root}: run a PPO preset or sweep first")
+        raise FileNotFoundError(f"no finished PPO run (curves.csv) below {root}: run a PPO preset or sweep first")
     out = Path(out) if out else Path(root) / "ppo_figure6.png"
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.6))
     change_steps = sorted({s for rs in runs.values() for s in rs[0]["changes"]})
@@ -144,21 +159,94 @@ def _phase_mean(run: dict, key: str, which: str) -> float:
     return float(vals.mean()) if vals.size else float("nan")
 
 
+def _sem(vals: list[float]) -> float:
+    vals = [v for v in vals if np.isfinite(v)]
+    return float(np.std(vals) / np.sqrt(len(vals))) if len(vals) > 1 else float("nan")
+
+
+def _budget_line(runs: dict[str, list[dict]]) -> str:
+    """The budget every number below ran at: env steps, changes and their schedule, seeds."""
+    every = [r for rs in runs.values() for r in rs]
+    steps = [float(r["curves"]["env_step"][-1]) for r in every]
+    changes = [len([c for c in r["changes"] if c > 0]) for r in every]
+    sched = sorted({r["change_every"] for r in every if r["change_every"]})
+    seeds = sorted({r["seed"] for r in every if r["seed"] is not None})
+    return (f"Budget: {len(every)} runs, seeds {', '.join(map(str, seeds)) or '?'}; "
+            f"{min(steps):.0f}-{max(steps):.0f} env steps per run; {min(changes)}-{max(changes)} parameter changes "
+            f"per run (one every {', '.join(f'{c:g}' for c in sched) or '?'} env steps, at the next episode end).")
+
+
+def _per_seed_table(runs: dict[str, list[dict]]) -> list[str]:
+    variants = sorted(runs)
+    seeds = sorted({r["seed"] for rs in runs.values() for r in rs if r["seed"] is not None})
+    if not seeds:
+        return []
+    lines = ["Per seed, at the end of the run: final return (mean of the last 10% of episodes) / abs approx rank % / "
+             "dead units; the seed also draws the parameter sequence, so a row shares it across variants.", "",
+             "| seed | parameters | " + " | ".join(LABELS.get(v, v) for v in variants) + " |",
+             "|---:|---|" + "---|" * len(variants)]
+    for seed in seeds:
+        cells, values = [], ""
+        for v in variants:
+            run = next((r for r in runs[v] if r["seed"] == seed), None)
+            if run is None:
+                cells.append("-")
+                continue
+            shown = run["values"][:5]
+            values = values or (" -> ".join(f"{x:.3g}" for x in shown)
+                                + (f" -> ... ({len(run['values'])} values)" if len(run["values"]) > len(shown) else ""))
+            m = run["metrics"]
+            cells.append(f"{m.get('train/return_final', float('nan')):.0f} / "
+                         f"{m.get('rank/abs_approx_rank_pct', float('nan')):.0f} / {m.get('rank/dead_units', float('nan')):.0f}")
+        lines.append(f"| {seed} | {values or '-'} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _paired_lines(runs: dict[str, list[dict]]) -> list[str]:
+    """Same-seed differences in the last phase: the seed fixes the parameter sequence, so pairs cancel it."""
+    out = []
+    for a, b in (("syre", "l2"), ("syre", "vanilla"), ("l2", "vanilla")):
+        if a not in runs or b not in runs:
+            continue
+        by_seed = {r["seed"]: r for r in runs[b]}
+        pairs = [(r, by_seed[r["seed"]]) for r in runs[a] if r["seed"] in by_seed]
+        if not pairs:
+            continue
+        parts = []
+        for key, text, fmt in (("abs_approx_rank_pct", "abs approx rank", ".1f"), ("return", "return", ".0f")):
+            d = np.array([_phase_mean(x, key, "last") - _phase_mean(y, key, "last") for x, y in pairs])
+            d = d[np.isfinite(d)]
+            if d.size:
+                parts.append(f"{text} {np.mean(d):+{fmt}} (higher in {int((d > 0).sum())} of {d.size} seeds)")
+        out.append(f"- {LABELS.get(a, a)} minus {LABELS.get(b, b)}, last phase, same seed: " + "; ".join(parts))
+    return out
+
+
 def summary_table(root: Path) -> str:
-    """Markdown: per variant, mean over seeds of rank, dead units and return in the first vs last phase."""
+    """Markdown: the budget; per variant, mean over seeds of rank, dead units and return in the first vs last
+    phase (last phase +- standard error over seeds); per-seed end values; same-seed differences."""
     runs = collect_runs(Path(root))
+    skipped = runs.pop(SKIPPED, [])
+    if not runs:
+        raise FileNotFoundError(f"no finished PPO run (curves.csv) below {root}: run a PPO preset or sweep first")
     head = ("| variant | seeds | changes | eff. rank % first -> last phase | abs approx rank % first -> last | "
             "dead units first -> last | return first -> last phase |")
-    lines = [head, "|---|---:|---:|---|---|---|---|"]
+    lines = [_budget_line(runs), "", "Mean over seeds; the last phase +- its standard error over seeds.", "",
+             head, "|---|---:|---:|---|---|---|---|"]
     for variant, rs in sorted(runs.items()):
         def pair(key: str, fmt: str = ".1f", rs: list = rs) -> str:
             a = np.nanmean([_phase_mean(r, key, "first") for r in rs])
-            b = np.nanmean([_phase_mean(r, key, "last") for r in rs])
-            return f"{a:{fmt}} -> {b:{fmt}}"
+            last = [_phase_mean(r, key, "last") for r in rs]
+            sem = _sem(last)
+            return f"{a:{fmt}} -> {np.nanmean(last):{fmt}}" + (f" +- {sem:{fmt}}" if np.isfinite(sem) else "")
 
         changes = np.mean([len([c for c in r["changes"] if c > 0]) for r in rs])
         lines.append(f"| {variant} | {len(rs)} | {changes:.1f} | {pair('effective_rank_pct')} | "
                      f"{pair('abs_approx_rank_pct')} | {pair('dead_units')} | {pair('return', '.0f')} |")
+    skipped = [f"Left out ({len(skipped)}): " + "; ".join(skipped) + "."] if skipped else []
+    for block in (_per_seed_table(runs), _paired_lines(runs), skipped):
+        if block:
+            lines += [""] + block
     return "\n".join(lines) + "\n"
 
 
