@@ -58,7 +58,8 @@ def test_summary_states_budget_and_counts_same_seed_pairs(sweep: Path):
     assert "abs approx rank +4.5 (higher in 1 of 2 seeds)" in syre_l2  # (+10, -1) / 2
     assert "return +100 (higher in 2 of 2 seeds)" in syre_l2
     # vanilla duplicates l2: zero difference, never counted as higher
-    assert "abs approx rank +0.0 (higher in 0 of 2 seeds); return +0 (higher in 0 of 2 seeds)" in lines["- PPO+L2 minus PPO"]
+    assert ("abs approx rank +0.0 (higher in 0 of 2 seeds); dead units +0.0 (higher in 0 of 2 seeds); "
+            "return +0 (higher in 0 of 2 seeds)") in lines["- PPO+L2 minus PPO"]
     assert "| 0 | 0.5 -> 0.1 -> 1.5 | -500 / 20 / 0 | -400 / 30 / 0 | -500 / 20 / 0 |" in text
     assert "| l2 | 2 | 2.0 | 25.0 -> 11.2 +- 0.9 |" in text  # effective rank: first 25, last (10, 12.5)
 

@@ -213,7 +213,8 @@ def _paired_lines(runs: dict[str, list[dict]]) -> list[str]:
         if not pairs:
             continue
         parts = []
-        for key, text, fmt in (("abs_approx_rank_pct", "abs approx rank", ".1f"), ("return", "return", ".0f")):
+        for key, text, fmt in (("abs_approx_rank_pct", "abs approx rank", ".1f"), ("dead_units", "dead units", ".1f"),
+                               ("return", "return", ".0f")):
             d = np.array([_phase_mean(x, key, "last") - _phase_mean(y, key, "last") for x, y in pairs])
             d = d[np.isfinite(d)]
             if d.size:
