@@ -81,6 +81,23 @@ def style(kind: str, name: object) -> dict:
     return {"color": PALETTE[colour], "marker": marker}
 
 
+def looks(kind: str, names) -> dict[str, dict]:
+    """``style`` for every name drawn together in one figure, with no two sharing a colour: known names keep
+    their fixed look; an unknown one whose hashed colour is taken moves to the first free colour."""
+    names = sorted({str(n) for n in names})
+    out = {n: style(kind, n) for n in names if n in _TABLES[kind]}
+    taken = {v["color"] for v in out.values()}
+    for n in names:
+        if n in out:
+            continue
+        look = style(kind, n)
+        if look["color"] in taken:
+            look["color"] = next((c for c in PALETTE if c not in taken), look["color"])
+        out[n] = look
+        taken.add(look["color"])
+    return out
+
+
 def label(key: str) -> str:
     """Axis or legend text for a metric key: the readable name when known, else the key itself."""
     if key in LABELS:

@@ -252,7 +252,7 @@ def test_ppo_figures(tmp_path, drawn):
     curves = {"env_step": steps, "effective_rank_pct": 90 - steps / 100, "abs_approx_rank_pct": 80 - steps / 100,
               "return": np.sin(steps), "dead_units": 0 * steps}
     png1 = plot_single_run(curves, [(500.0,)], tmp_path / "single.png")
-    for variant in ("vanilla", "syre"):
+    for variant in ("vanilla", "syre", "l2", "syre-sigma0.1"):  # l2 and syre-sigma0.1 hash to one colour
         job = tmp_path / f"ppo_{variant}"
         job.mkdir()
         lines = ["env_step,effective_rank_pct,abs_approx_rank_pct,return,dead_units"]
@@ -263,7 +263,18 @@ def test_ppo_figures(tmp_path, drawn):
     for fig, png in zip(drawn, (png1, png2)):
         check(fig, png)
     assert "parameter change" in _legend_texts(drawn[0])
-    assert {"PPO (1 seed)", "PPO+syre (1 seed)", "parameter change"} == set(_legend_texts(drawn[1]))
+    assert {"PPO (1 seed)", "PPO+syre (1 seed)", "PPO+L2 (1 seed)", "PPO+syre (sigma0.1) (1 seed)",
+            "parameter change"} == set(_legend_texts(drawn[1]))
+    colours = [line.get_color() for line in drawn[1].axes[0].get_lines() if not line.get_label().startswith("_")
+               and line.get_label() != "parameter change"]
+    assert len(colours) == 4 == len(set(colours))  # every variant its own colour
+
+
+def test_looks_keep_known_colours_and_separate_unknown_ones():
+    assert figstyle.style("method", "syre-sigma0.1")["color"] == figstyle.style("method", "l2")["color"]  # the clash
+    got = figstyle.looks("method", ["l2", "syre-sigma0.1", "vanilla"])
+    assert got["l2"] == figstyle.style("method", "l2") and got["vanilla"] == figstyle.style("method", "vanilla")
+    assert len({v["color"] for v in got.values()}) == 3
 
 
 def test_discovery_composite_labels_every_heat_map(tmp_path, drawn):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symexp.figstyle import DPI, plt, save, style, styled
+from symexp.figstyle import DPI, looks, plt, save, style, styled
 
 PANELS = (
     ("effective_rank_pct", "effective rank (% of width)"),
@@ -57,6 +57,14 @@ def _mark_changes(ax, steps) -> None:
 
 def _variant(name: str) -> str:
     return name.rsplit("_", 1)[-1] if name else "run"
+
+
+def variant_label(variant: str) -> str:
+    """Legend and table text: 'syre-sigma0.1' (a run named ``ppo_..._syre-sigma0.1``) -> 'PPO+syre (sigma0.1)'."""
+    base, _, extra = variant.partition("-")
+    if base not in LABELS:
+        return variant
+    return f"{LABELS[base]} ({extra})" if extra else LABELS[base]
 
 
 @styled
@@ -133,11 +141,12 @@ def plot_sweep(root: Path, out: Path | None = None, window: int = 5, title: str 
     out = Path(out) if out else Path(root) / "ppo_figure6.png"
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.6))
     change_steps = sorted({s for rs in runs.values() for s in rs[0]["changes"]})
+    variant_looks = looks("method", runs)
     for ax, (key, text) in zip(axes, PANELS):
         for variant, rs in sorted(runs.items()):
             x, mean, sem = aggregate(rs, key, window if key == "return" else 1)
-            look = style("method", variant)
-            ax.plot(x, mean, label=f"{LABELS.get(variant, variant)} ({len(rs)} seed{'s' if len(rs) != 1 else ''})", color=look["color"],
+            look = variant_looks[variant]
+            ax.plot(x, mean, label=f"{variant_label(variant)} ({len(rs)} seed{'s' if len(rs) != 1 else ''})", color=look["color"],
                     marker=look["marker"], markevery=max(len(x) // 8, 1))
             ax.fill_between(x, mean - sem, mean + sem, alpha=0.25, color=look["color"], lw=0)
         _mark_changes(ax, change_steps)
@@ -183,7 +192,7 @@ def _per_seed_table(runs: dict[str, list[dict]]) -> list[str]:
         return []
     lines = ["Per seed, at the end of the run: final return (mean of the last 10% of episodes) / abs approx rank % / "
              "dead units; the seed also draws the parameter sequence, so a row shares it across variants.", "",
-             "| seed | parameters | " + " | ".join(LABELS.get(v, v) for v in variants) + " |",
+             "| seed | parameters | " + " | ".join(variant_label(v) for v in variants) + " |",
              "|---:|---|" + "---|" * len(variants)]
     for seed in seeds:
         cells, values = [], ""
@@ -205,7 +214,8 @@ def _per_seed_table(runs: dict[str, list[dict]]) -> list[str]:
 def _paired_lines(runs: dict[str, list[dict]]) -> list[str]:
     """Same-seed differences in the last phase: the seed fixes the parameter sequence, so pairs cancel it."""
     out = []
-    for a, b in (("syre", "l2"), ("syre", "vanilla"), ("l2", "vanilla")):
+    others = [v for v in sorted(runs) if v not in ("l2", "vanilla")]
+    for a, b in [(v, ref) for v in others for ref in ("l2", "vanilla")] + [("l2", "vanilla")]:
         if a not in runs or b not in runs:
             continue
         by_seed = {r["seed"]: r for r in runs[b]}
@@ -219,7 +229,7 @@ def _paired_lines(runs: dict[str, list[dict]]) -> list[str]:
             d = d[np.isfinite(d)]
             if d.size:
                 parts.append(f"{text} {np.mean(d):+{fmt}} (higher in {int((d > 0).sum())} of {d.size} seeds)")
-        out.append(f"- {LABELS.get(a, a)} minus {LABELS.get(b, b)}, last phase, same seed: " + "; ".join(parts))
+        out.append(f"- {variant_label(a)} minus {variant_label(b)}, last phase, same seed: " + "; ".join(parts))
     return out
 
 
