@@ -90,10 +90,21 @@ PRESETS = sorted(p.stem for p in (Path(__file__).parent.parent / "conf" / "exper
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_mirror_preset_smoke(preset, tmp_outputs, tmp_path):
+def test_mirror_preset_smoke(preset, tmp_outputs, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
     from symexp.run import run
 
+    drawn: list = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: drawn.append(fig))  # keep the saved figures to inspect
     run(compose_cfg([f"experiment={preset}", "budget=smoke"] + tmp_outputs))
+    monkeypatch.undo()
+    assert drawn
+    for fig in drawn:  # drawn in symexp's style (figstyle.RC), like every other figure
+        for ax in fig.axes:
+            if ax.lines:
+                assert not ax.spines["top"].get_visible() and ax.xaxis.get_gridlines()[0].get_visible(), preset
+        plt.close(fig)
     path = next(Path(tmp_path).rglob("results.json"))
     res = json.loads(path.read_text())
     assert res["status"] == "ok", res["error"]

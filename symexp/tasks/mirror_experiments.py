@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from symexp.figstyle import save as save_figure  # noqa: E402  (the shared style: 200 dpi PNG + PDF)
+from symexp.figstyle import styled  # noqa: E402
 from symexp.stats import median  # noqa: E402
 from symexp.tasks.base import SymexpTask  # noqa: E402
 from symexp.tasks.mirror_verdicts import (  # noqa: E402
@@ -170,6 +171,7 @@ class MirrorSparsityTask(_InnerLoopTask):
         finite = per_run[torch.isfinite(per_run)]
         return {"rescaling": (finite.mean() if finite.numel() else per_run.new_tensor(float("nan"))).reshape(1)}
 
+    @styled
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
         titles = ("vanilla theta = w (no mirror: |w_i| < tol)", "rescaling symmetry theta = u * v (DCS, P = I)")
@@ -286,6 +288,7 @@ class MirrorRankTask(_InnerLoopTask):
         finite = self.min_mirror_sv[torch.isfinite(self.min_mirror_sv)]
         return {"rotation": (median(finite) if finite.numel() else torch.tensor(float("nan"))).reshape(1)}
 
+    @styled
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         styles = {"factorized": ("o-", "W = U V (rotation mirror)"),
@@ -371,6 +374,7 @@ class MirrorEnsembleTask(_InnerLoopTask):
         # permutation mirrors: median over units of the distance to the nearest twin, at the largest weight decay
         return {"permutation": median(self.nearest[-1]).reshape(1)}
 
+    @styled
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         from scipy.cluster.hierarchy import leaves_list, linkage
         from scipy.spatial.distance import squareform
@@ -452,6 +456,7 @@ class MirrorPlasticityTask(_InnerLoopTask):
         u, v = self.uv
         return {"rescaling": torch.sqrt(u[1].square() + v[1].square()).mean().reshape(1)}
 
+    @styled
     def figures(self, fig_dir: Path) -> dict[str, Path]:
         fig, ax = plt.subplots(figsize=(4.6, 3.2))
         for k, name in enumerate(self.VARIANTS):
