@@ -385,6 +385,7 @@ class MirrorEnsembleTask(_InnerLoopTask):
             dist = squareform((1 - abs(corr)).clip(0), checks=False)
             order = leaves_list(linkage(dist, "average"))
             im = ax.imshow(corr[order][:, order], cmap="RdBu_r", vmin=-1, vmax=1)
+            ax.grid(False)  # the style's grid would cross the cells
             twinned = float(self.results[f"ensemble/twinned/wd{self.wds[k]:g}"])
             ax.set_title(f"weight decay {self.wds[k]:g}: {100 * twinned:.0f}% of units in a block", fontsize=8)
             ax.set_xlabel("hidden unit (clustered)")
