@@ -50,6 +50,10 @@ def _job_context(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
             sweep = Path(hc.sweep.dir)
             return out, f"{cfg.name}/{hc.job.num}", f"{sweep.parent.name}/{sweep.name}", True
         return out, f"{cfg.name}/{out.name}", None, False
+    root = cfg.paths.output_root
+    if not str(root or "").strip():  # Path("") is the working directory: record nothing there
+        bad = ConfigError("paths.output_root", f"got {root!r}; allowed a non-empty string")
+        raise SystemExit(f"symexp: configuration error: {bad}")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     return Path(cfg.paths.output_root) / "runs" / cfg.name / stamp, f"{cfg.name}/{stamp}", None, False
 

@@ -207,16 +207,20 @@ MISTAKES_IN_JOB = [
 
 
 @pytest.mark.parametrize("overrides,line", MISTAKES_IN_JOB, ids=[" ".join(o) for o, _ in MISTAKES_IN_JOB])
-def test_a_mistake_in_a_job_ends_in_one_line_naming_its_key(overrides, line, tmp_path):
+def test_a_mistake_in_a_job_ends_in_one_line_naming_its_key(overrides, line, tmp_path, monkeypatch):
     from symexp.run import run
 
-    out = [] if any("paths.output_root" in o for o in overrides) else [f"paths.output_root={tmp_path}"]
+    monkeypatch.chdir(tmp_path)
+    no_root = any("paths.output_root" in o for o in overrides)
+    out = [] if no_root else [f"paths.output_root={tmp_path}"]
     base = ["budget=smoke"] if any(o.startswith("experiment=") for o in overrides) else RFLR_TINY
     with pytest.raises(SystemExit) as exc:
         run(compose_cfg(base + overrides + out + ["logger=none", "progress=none"]))
     assert str(exc.value).startswith(f"symexp: configuration error: {line}"), str(exc.value)
     assert "\n" not in str(exc.value)
     assert not list(tmp_path.rglob("last.ckpt")), "no training may happen on a bad config"
+    if no_root:  # an empty output root is the working directory: nothing may be written there
+        assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())
 
 
 MISTAKES_AT_LAUNCH = [
