@@ -27,8 +27,10 @@ def _finite(*values: float) -> bool:
     return all(v is not None and math.isfinite(float(v)) for v in values)
 
 
-def _line(ok: bool, evidence: str, reason: str, budget: str) -> str:
-    return (f"holds: {evidence}" if ok else f"does not hold: {reason}; {evidence}") + f" ({budget})"
+def _judge(evidence: str, budget: str, *checks: tuple[bool, str]) -> str:
+    """The first failed check (failed, why) says why the verdict does not hold; with none failed it holds."""
+    reason = next((why for failed, why in checks if failed), None)
+    return (f"holds: {evidence}" if reason is None else f"does not hold: {reason}; {evidence}") + f" ({budget})"
 
 
 def rank_verdict(lrs: Sequence[float], treatment: Sequence[float], control: Sequence[float], dim: int,
@@ -41,12 +43,10 @@ def rank_verdict(lrs: Sequence[float], treatment: Sequence[float], control: Sequ
     need = max(2.0, RANK_MIN_DROP * dim)
     evidence = (f"rank of W = U V {treatment[0]:.0f} -> {treatment[-1]:.0f} (drop {drop_t:.0f}) as lr grows "
                 f"{lrs[0]:g} -> {lrs[-1]:g}; {control_name} {control[0]:.0f} -> {control[-1]:.0f} (drop {drop_c:.0f})")
-    if drop_t < need:
-        return _line(False, evidence, f"the rank of U V does not fall (drop {drop_t:.0f} < {need:.0f})", budget)
-    if drop_c > RANK_CONTROL_SHARE * drop_t:
-        return _line(False, evidence, f"the control falls too (drop {drop_c:.0f} > {RANK_CONTROL_SHARE:g} x "
-                                      f"{drop_t:.0f})", budget)
-    return _line(True, evidence, "", budget)
+    return _judge(evidence, budget,
+                  (drop_t < need, f"the rank of U V does not fall (drop {drop_t:.0f} < {need:.0f})"),
+                  (drop_c > RANK_CONTROL_SHARE * drop_t,
+                   f"the control falls too (drop {drop_c:.0f} > {RANK_CONTROL_SHARE:g} x {drop_t:.0f})"))
 
 
 def sparsity_verdict(sym_share: Sequence[Sequence[float]], plain_share: Sequence[Sequence[float]],
@@ -63,13 +63,10 @@ def sparsity_verdict(sym_share: Sequence[Sequence[float]], plain_share: Sequence
     first, last = max(sym[0]), max(sym[-1])
     evidence = (f"share exactly on the mirror, u * v: up to {best:.2f} ({first:.2f} at lr {lrs[0]:g} -> {last:.2f} "
                 f"at lr {lrs[-1]:g}, best weight decay); vanilla w: up to {best_plain:.2f}")
-    if best < SPARSITY_MIN_SHARE:
-        return _line(False, evidence, f"u * v has < {SPARSITY_MIN_SHARE:g} of its coordinates on the mirror", budget)
-    if best_plain > SPARSITY_CONTROL_SHARE * best:
-        return _line(False, evidence, "the vanilla control is as sparse", budget)
-    if last <= first:
-        return _line(False, evidence, "the share does not grow with the learning rate", budget)
-    return _line(True, evidence, "", budget)
+    return _judge(evidence, budget,
+                  (best < SPARSITY_MIN_SHARE, f"u * v has < {SPARSITY_MIN_SHARE:g} of its coordinates on the mirror"),
+                  (best_plain > SPARSITY_CONTROL_SHARE * best, "the vanilla control is as sparse"),
+                  (last <= first, "the share does not grow with the learning rate"))
 
 
 def ensemble_verdict(weight_decays: Sequence[float], twinned: Sequence[float], budget: str) -> str:
@@ -80,11 +77,9 @@ def ensemble_verdict(weight_decays: Sequence[float], twinned: Sequence[float], b
     lo, hi = twinned[0], twinned[-1]
     evidence = (f"units with a twin {lo:.2f} at weight decay {weight_decays[0]:g} -> {hi:.2f} at "
                 f"{weight_decays[-1]:g}")
-    if hi < ENSEMBLE_MIN_SHARE:
-        return _line(False, evidence, f"< {ENSEMBLE_MIN_SHARE:g} of the units twinned with weight decay", budget)
-    if lo > ENSEMBLE_CONTROL_SHARE * hi:
-        return _line(False, evidence, "as many twins without weight decay", budget)
-    return _line(True, evidence, "", budget)
+    return _judge(evidence, budget,
+                  (hi < ENSEMBLE_MIN_SHARE, f"< {ENSEMBLE_MIN_SHARE:g} of the units twinned with weight decay"),
+                  (lo > ENSEMBLE_CONTROL_SHARE * hi, "as many twins without weight decay"))
 
 
 def plasticity_verdict(first: dict[str, float], last: dict[str, float], budget: str) -> str:
@@ -96,10 +91,8 @@ def plasticity_verdict(first: dict[str, float], last: dict[str, float], budget: 
         return f"undecided: a diverged or missing loss ({budget})"
     ratio = {n: last[n] / first[n] for n in names}
     evidence = ", ".join(f"{n} {first[n]:.2g} -> {last[n]:.2g}" for n in names) + " (first -> last task)"
-    if ratio["rescaling"] < PLASTICITY_LOST:
-        return _line(False, evidence, f"the symmetric model keeps learning (x{ratio['rescaling']:.2g} < "
-                                      f"x{PLASTICITY_LOST:g})", budget)
     kept = [n for n in names if n != "rescaling" and ratio[n] > PLASTICITY_KEPT]
-    if kept:
-        return _line(False, evidence, f"{', '.join(kept)} lose(s) plasticity too (> x{PLASTICITY_KEPT:g})", budget)
-    return _line(True, evidence, "", budget)
+    return _judge(evidence, budget,
+                  (ratio["rescaling"] < PLASTICITY_LOST,
+                   f"the symmetric model keeps learning (x{ratio['rescaling']:.2g} < x{PLASTICITY_LOST:g})"),
+                  (bool(kept), f"{', '.join(kept)} lose(s) plasticity too (> x{PLASTICITY_KEPT:g})"))
