@@ -52,7 +52,7 @@ def test_unfinished_and_failed_jobs_are_left_out_and_named(sweep: Path):
 
 def test_summary_states_budget_and_counts_same_seed_pairs(sweep: Path):
     text = summary_table(sweep)
-    assert "6 runs, seeds 0, 1; 8000-8000 env steps per run; 2-2 parameter changes per run (one every 3000" in text
+    assert "6 runs, seeds 0, 1; 8000 env steps per run; 2 parameter changes per run (one every 3000" in text
     lines = {ln.split(",")[0]: ln for ln in text.splitlines() if ln.startswith("- ")}
     syre_l2 = lines["- PPO+syre minus PPO+L2"]
     assert "abs approx rank +4.5 (higher in 1 of 2 seeds)" in syre_l2  # (+10, -1) / 2
@@ -61,10 +61,19 @@ def test_summary_states_budget_and_counts_same_seed_pairs(sweep: Path):
     assert ("abs approx rank +0.0 (higher in 0 of 2 seeds); dead units +0.0 (higher in 0 of 2 seeds); "
             "return +0 (higher in 0 of 2 seeds)") in lines["- PPO+L2 minus PPO"]
     assert "| 0 | 0.5 -> 0.1 -> 1.5 | -500 / 20 / 0 | -400 / 30 / 0 | -500 / 20 / 0 |" in text
-    assert "| l2 | 2 | 2.0 | 25.0 -> 11.2 +- 0.9 |" in text  # effective rank: first 25, last (10, 12.5)
+    # effective rank: first 25, last (10, 12.5): mean 11.25, sample sd 1.77, standard error 1.77 / sqrt 2 = 1.25
+    assert "| l2 | 2 | 2.0 | 25.0 -> 11.2 +- 1.2 |" in text
 
 
 def test_summary_refuses_a_folder_without_finished_runs(tmp_path: Path):
     _job(tmp_path, "running", "ppo_x_syre", 0, 1.0, 0.0, status=None)
     with pytest.raises(FileNotFoundError, match="no finished PPO run"):
         summary_table(tmp_path)
+
+
+def test_standard_error_uses_the_sample_deviation_and_needs_two_seeds():
+    from symexp.report.ppo_figure import sem
+
+    assert float(sem([1.0, 2.0, 3.0, float("nan")])) == pytest.approx(1 / np.sqrt(3))  # sd 1 (ddof 1), n 3
+    assert np.isnan(sem([5.0, float("nan")]))
+    assert sem(np.array([[1.0, 4.0], [3.0, float("nan")]]), 0) == pytest.approx([1.0, float("nan")], nan_ok=True)

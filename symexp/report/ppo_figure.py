@@ -116,17 +116,25 @@ def collect_runs(root: Path) -> dict[str, list[dict]]:
     return dict(runs)
 
 
+def sem(values, axis: int | None = None) -> np.ndarray:
+    """Standard error of the mean over seeds, NaNs left out: sample standard deviation (ddof 1) / sqrt(n);
+    NaN where fewer than two seeds have a value."""
+    a = np.asarray(values, dtype=float)
+    count = np.isfinite(a).sum(axis)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # fewer than two values: NaN, as documented
+        return np.where(count > 1, np.nanstd(a, axis, ddof=1) / np.sqrt(np.maximum(count, 1)), np.nan)
+
+
 def aggregate(runs: list[dict], key: str, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps, mean and standard error over seeds, on the shortest common grid."""
+    """Steps, mean and standard error over seeds (0 where one seed has a value), on the shortest common grid."""
     n = min(len(r["curves"]["env_step"]) for r in runs)
     x = runs[0]["curves"]["env_step"][:n]
     ys = np.stack([smooth(r["curves"][key][:n], window) for r in runs])
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # columns where no seed has a value yet stay NaN
         mean = np.nanmean(ys, 0) if np.isfinite(ys).any() else np.full(n, np.nan)
-        count = np.isfinite(ys).sum(0)
-        sem = np.where(count > 1, np.nanstd(ys, 0, ddof=0) / np.sqrt(np.maximum(count, 1)), 0.0)
-    return x, mean, sem
+    return x, mean, np.nan_to_num(sem(ys, 0), nan=0.0)
 
 
 @styled
@@ -168,11 +176,6 @@ def _phase_mean(run: dict, key: str, which: str) -> float:
     return float(vals.mean()) if vals.size else float("nan")
 
 
-def _sem(vals: list[float]) -> float:
-    vals = [v for v in vals if np.isfinite(v)]
-    return float(np.std(vals) / np.sqrt(len(vals))) if len(vals) > 1 else float("nan")
-
-
 def _budget_line(runs: dict[str, list[dict]]) -> str:
     """The budget every number below ran at: env steps, changes and their schedule, seeds."""
     every = [r for rs in runs.values() for r in rs]
@@ -180,8 +183,11 @@ def _budget_line(runs: dict[str, list[dict]]) -> str:
     changes = [len([c for c in r["changes"] if c > 0]) for r in every]
     sched = sorted({r["change_every"] for r in every if r["change_every"]})
     seeds = sorted({r["seed"] for r in every if r["seed"] is not None})
+    def span(vals: list[float]) -> str:
+        return f"{min(vals):.0f}" if min(vals) == max(vals) else f"{min(vals):.0f}-{max(vals):.0f}"
+
     return (f"Budget: {len(every)} runs, seeds {', '.join(map(str, seeds)) or '?'}; "
-            f"{min(steps):.0f}-{max(steps):.0f} env steps per run; {min(changes)}-{max(changes)} parameter changes "
+            f"{span(steps)} env steps per run; {span(changes)} parameter changes "
             f"per run (one every {', '.join(f'{c:g}' for c in sched) or '?'} env steps, at the next episode end).")
 
 
@@ -248,8 +254,8 @@ def summary_table(root: Path) -> str:
         def pair(key: str, fmt: str = ".1f", rs: list = rs) -> str:
             a = np.nanmean([_phase_mean(r, key, "first") for r in rs])
             last = [_phase_mean(r, key, "last") for r in rs]
-            sem = _sem(last)
-            return f"{a:{fmt}} -> {np.nanmean(last):{fmt}}" + (f" +- {sem:{fmt}}" if np.isfinite(sem) else "")
+            err = float(sem(last))
+            return f"{a:{fmt}} -> {np.nanmean(last):{fmt}}" + (f" +- {err:{fmt}}" if np.isfinite(err) else "")
 
         changes = np.mean([len([c for c in r["changes"] if c > 0]) for r in rs])
         lines.append(f"| {variant} | {len(rs)} | {changes:.1f} | {pair('effective_rank_pct')} | "
