@@ -77,3 +77,18 @@ def test_standard_error_uses_the_sample_deviation_and_needs_two_seeds():
     assert float(sem([1.0, 2.0, 3.0, float("nan")])) == pytest.approx(1 / np.sqrt(3))  # sd 1 (ddof 1), n 3
     assert np.isnan(sem([5.0, float("nan")]))
     assert sem(np.array([[1.0, 4.0], [3.0, float("nan")]]), 0) == pytest.approx([1.0, float("nan")], nan_ok=True)
+
+
+def test_a_phase_without_an_ended_episode_reads_n_a_without_a_warning(tmp_path: Path):
+    import warnings
+
+    for seed in (0, 1):
+        _job(tmp_path, f"syre_{seed}", "ppo_x_syre", seed, 30.0, -400.0)
+        curves = tmp_path / f"syre_{seed}" / "curves.csv"
+        rows = curves.read_text().splitlines()
+        rows[1:4] = [",".join(r.split(",")[:3] + ["nan"] + r.split(",")[4:]) for r in rows[1:4]]  # no return yet
+        curves.write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = summary_table(tmp_path)
+    assert "| n/a -> -400 +- 0 |" in text and "nan" not in text

@@ -176,6 +176,12 @@ def _phase_mean(run: dict, key: str, which: str) -> float:
     return float(vals.mean()) if vals.size else float("nan")
 
 
+def _mean_text(vals: list[float], fmt: str) -> str:
+    """Mean over seeds of the finite values; "n/a" where no seed has one (e.g. no episode ended in that phase)."""
+    finite = [v for v in vals if np.isfinite(v)]
+    return f"{np.mean(finite):{fmt}}" if finite else "n/a"
+
+
 def _budget_line(runs: dict[str, list[dict]]) -> str:
     """The budget every number below ran at: env steps, changes and their schedule, seeds."""
     every = [r for rs in runs.values() for r in rs]
@@ -252,10 +258,10 @@ def summary_table(root: Path) -> str:
              head, "|---|---:|---:|---|---|---|---|"]
     for variant, rs in sorted(runs.items()):
         def pair(key: str, fmt: str = ".1f", rs: list = rs) -> str:
-            a = np.nanmean([_phase_mean(r, key, "first") for r in rs])
+            first = [_phase_mean(r, key, "first") for r in rs]
             last = [_phase_mean(r, key, "last") for r in rs]
             err = float(sem(last))
-            return f"{a:{fmt}} -> {np.nanmean(last):{fmt}}" + (f" +- {err:{fmt}}" if np.isfinite(err) else "")
+            return f"{_mean_text(first, fmt)} -> {_mean_text(last, fmt)}" + (f" +- {err:{fmt}}" if np.isfinite(err) else "")
 
         changes = np.mean([len([c for c in r["changes"] if c > 0]) for r in rs])
         lines.append(f"| {variant} | {len(rs)} | {changes:.1f} | {pair('effective_rank_pct')} | "
